@@ -1,0 +1,67 @@
+"""mem-adapters: local, offline, exact conversational memory over Chroma.
+
+Example:
+    >>> from mem_adapters import MemoryEngine
+    >>> engine = MemoryEngine()  # doctest: +SKIP
+    >>> engine.remember([{"role": "user", "text": "I'm allergic to shellfish"}], session_id="s1")  # doctest: +SKIP
+    >>> engine.search("what should I avoid eating?", session_id="s1").results[0].text  # doctest: +SKIP
+    "I'm allergic to shellfish"
+"""
+
+from .async_engine import AsyncMemoryEngine
+from .embeddings import Embedder, OnnxMiniLMEmbedder, as_embedder
+from .engine import MemoryEngine
+from .errors import (
+    EmbedderMismatchError,
+    JobError,
+    MemAdaptersError,
+    ModelNotFoundError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
+from .models import (
+    AddResult,
+    EraseReceipt,
+    HistoryEntry,
+    JobStatus,
+    MemoryItem,
+    Observation,
+    Page,
+    RecordResult,
+    Scope,
+    SearchResult,
+    Turn,
+    Usage,
+    WriteResult,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddResult",
+    "AsyncMemoryEngine",
+    "EmbedderMismatchError",
+    "Embedder",
+    "EraseReceipt",
+    "HistoryEntry",
+    "JobError",
+    "JobStatus",
+    "MemAdaptersError",
+    "MemoryEngine",
+    "MemoryItem",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "Observation",
+    "OnnxMiniLMEmbedder",
+    "Page",
+    "RecordResult",
+    "Scope",
+    "SearchResult",
+    "StoreError",
+    "Turn",
+    "Usage",
+    "ValidationError",
+    "WriteResult",
+    "as_embedder",
+]

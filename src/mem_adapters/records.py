@@ -1,0 +1,116 @@
+"""How a memory is laid out in Chroma: engine fields, encoded caller metadata, ids.
+
+Chroma stores flat scalar metadata only, so caller metadata is kept twice: exactly, as one
+JSON string (``meta``), and, for filtering, each top-level scalar as ``m.<key>``. Engine fields
+use fixed names that never start with ``m.``, so the two can never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import ValidationError
+from .models import MemoryItem
+
+NEVER = 253402300799.0  # 9999-12-31T23:59:59Z: "no expiry", so expiry filters stay one range.
+CALLER_PREFIX = "m."
+
+ENGINE_FIELDS = frozenset(
+    {
+        "kind", "tenant_id", "sub_tenant_id", "user_id", "agent_id", "session_id",
+        "sub_session_id", "role", "ts", "seq", "status", "created_at", "updated_at",
+        "expires_at", "version", "is_latest", "supersedes", "parent_id", "source_ids",
+        "indexed", "enrich", "attrs", "meta",
+    }
+)  # fmt: skip
+
+
+def epoch(dt: datetime) -> float:
+    """Seconds since the epoch of an aware datetime."""
+    return dt.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """Aware UTC datetime of an epoch value (``None`` and the NEVER sentinel give ``None``)."""
+    if value is None or value >= NEVER:
+        return None
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A deterministic id: ``prefix`` + 32 hex chars of sha256 over the JSON of ``parts``."""
+    raw = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=str)
+    return prefix + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def encode_meta(meta: dict[str, Any], field: str = "metadata") -> dict[str, Any]:
+    """Encode caller metadata into Chroma fields: exact JSON plus filterable scalars.
+
+    Raises:
+        ValidationError: the metadata is not JSON-serialisable (or has non-string keys).
+    """
+    if not isinstance(meta, dict):
+        raise ValidationError(field, f"must be a dict, got {type(meta).__name__}")
+    try:
+        encoded = json.dumps(meta, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if json.loads(encoded) != meta:  # e.g. tuples become lists, int keys become strings
+            raise ValueError("does not survive a JSON round-trip unchanged")
+    except (TypeError, ValueError) as e:
+        raise ValidationError(field, f"must be JSON-serialisable: {e}") from e
+    out: dict[str, Any] = {"meta": encoded}
+    for key, value in meta.items():
+        if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+                continue  # outside Chroma's int64; still round-trips through the JSON copy
+            out[CALLER_PREFIX + key] = value
+    return out
+
+
+def caller_meta(md: dict[str, Any]) -> dict[str, Any]:
+    """The caller's metadata, exactly as written."""
+    raw = md.get("meta")
+    return json.loads(raw) if raw else {}
+
+
+def opt(value: Any) -> Any:
+    """Chroma has no nulls: absent scope levels are stored as empty strings."""
+    return "" if value is None else value
+
+
+def unopt(value: Any) -> Any:
+    """Inverse of :func:`opt`."""
+    return None if value in ("", None) else value
+
+
+def to_item(id_: str, text: str | None, md: dict[str, Any], score: float | None = None) -> MemoryItem:
+    """Build a public :class:`MemoryItem` from a Chroma record."""
+    return MemoryItem(
+        id=id_,
+        text=text or "",
+        kind=md.get("kind", "raw"),
+        tenant_id=md.get("tenant_id", "default"),
+        sub_tenant_id=unopt(md.get("sub_tenant_id")),
+        user_id=unopt(md.get("user_id")),
+        agent_id=unopt(md.get("agent_id")),
+        session_id=unopt(md.get("session_id")),
+        sub_session_id=unopt(md.get("sub_session_id")),
+        role=unopt(md.get("role")),
+        timestamp=from_epoch(md.get("ts")),
+        seq=md.get("seq"),
+        status=md.get("status", "active"),
+        metadata=caller_meta(md),
+        created_at=from_epoch(md.get("created_at")),
+        updated_at=from_epoch(md.get("updated_at")),
+        expires_at=from_epoch(md.get("expires_at")),
+        version=int(md.get("version", 1)),
+        is_latest=bool(md.get("is_latest", True)),
+        supersedes=unopt(md.get("supersedes")),
+        parent_id=unopt(md.get("parent_id")),
+        source_ids=json.loads(md["source_ids"]) if md.get("source_ids") else [],
+        attributes=json.loads(md["attrs"]) if md.get("attrs") else {},
+        score=score,
+    )

@@ -1,0 +1,229 @@
+"""The only module that talks to Chroma.
+
+Each tenant gets two collections of its own, so tenants are isolated structurally: ``mem``
+(every memory, with its embedding) and ``aux`` (history rows, job records and bookkeeping,
+with a 1-d placeholder vector). Sync clients (``PersistentClient``, ``HttpClient``) run in a
+bounded executor; an ``AsyncHttpClient`` is awaited directly, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from functools import partial
+from typing import Any
+
+from .errors import EmbedderMismatchError, StoreError
+
+logger = logging.getLogger(__name__)
+
+AUX_VECTOR = [1.0]  # aux records are never searched by vector; Chroma still needs one
+_PREFIX = "ma-"
+
+
+def collection_names(tenant_id: str) -> tuple[str, str]:
+    """Names of a tenant's memory and aux collections (Chroma names allow [a-zA-Z0-9._-])."""
+    digest = hashlib.sha256(tenant_id.encode("utf-8")).hexdigest()[:24]
+    return f"{_PREFIX}{digest}-mem", f"{_PREFIX}{digest}-aux"
+
+
+class Collection:
+    """An async facade over one Chroma collection, sync or async."""
+
+    def __init__(self, inner: Any, run: Callable[..., Awaitable[Any]], max_batch: int) -> None:
+        self.inner = inner
+        self._run = run
+        self._max_batch = max_batch
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The collection's metadata as Chroma returned it when opened."""
+        return dict(self.inner.metadata or {})
+
+    async def get(self, **kwargs: Any) -> dict[str, Any]:
+        """``collection.get``; results keep Chroma's shape."""
+        return await self._run(self.inner.get, **kwargs)
+
+    async def query(self, **kwargs: Any) -> dict[str, Any]:
+        """``collection.query``."""
+        return await self._run(self.inner.query, **kwargs)
+
+    async def count(self) -> int:
+        """Number of records."""
+        return int(await self._run(self.inner.count))
+
+    async def upsert(
+        self,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        """Upsert in as few calls as Chroma's batch limit allows (one for normal batches)."""
+        for i in range(0, len(ids), self._max_batch):
+            j = i + self._max_batch
+            await self._run(
+                self.inner.upsert,
+                ids=ids[i:j],
+                embeddings=embeddings[i:j],
+                documents=documents[i:j],
+                metadatas=metadatas[i:j],
+            )
+
+    async def delete(self, ids: list[str]) -> None:
+        """Delete records by id (missing ids are ignored)."""
+        for i in range(0, len(ids), self._max_batch):
+            await self._run(self.inner.delete, ids=ids[i : i + self._max_batch])
+
+    async def modify_metadata(self, metadata: dict[str, Any]) -> None:
+        """Replace the collection's metadata."""
+        await self._run(self.inner.modify, metadata=metadata)
+
+
+class ChromaStore:
+    """Opens per-tenant collections on any chromadb client and checks the embedder.
+
+    Args:
+        client: A chromadb ``ClientAPI`` (``PersistentClient``, ``HttpClient``...) or an
+            ``AsyncClientAPI`` (``await chromadb.AsyncHttpClient(...)``).
+        executor: Bounded executor that runs a sync client's calls off the event loop.
+        embedder_identity: Identity stored with each memory collection.
+        dimension: Vector length stored with each memory collection.
+    """
+
+    def __init__(self, client: Any, executor: Executor, embedder_identity: str, dimension: int) -> None:
+        self.client = client
+        self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
+        self._executor = executor
+        self.embedder_identity = embedder_identity
+        self.dimension = dimension
+        self._cache: dict[str, tuple[Collection, Collection]] = {}
+        self._open_lock = asyncio.Lock()
+        self._max_batch: int | None = None
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            if self.is_async:
+                return await fn(*args, **kwargs)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        except (ValueError, TypeError):
+            raise  # argument errors are ours to surface unchanged
+        except Exception as e:
+            if type(e).__module__.startswith("chromadb") or isinstance(e, OSError | ConnectionError):
+                raise StoreError(f"Chroma call {getattr(fn, '__name__', fn)} failed: {e}") from e
+            raise
+
+    async def _batch_limit(self) -> int:
+        if self._max_batch is None:
+            try:
+                self._max_batch = int(await self._run(self.client.get_max_batch_size))
+            except Exception:  # older servers: stay well under every known limit
+                self._max_batch = 1000
+        return self._max_batch
+
+    def _memory_metadata(self, tenant_id: str) -> dict[str, Any]:
+        return {
+            "ma_tenant": tenant_id,
+            "ma_role": "mem",
+            "ma_embedder": self.embedder_identity,
+            "ma_dim": self.dimension,
+            "ma_schema": 1,
+        }
+
+    def check_embedder(self, tenant_id: str, metadata: dict[str, Any]) -> None:
+        """Raise if a memory collection was written with another embedder.
+
+        Raises:
+            EmbedderMismatchError: identity or dimension differ; the message says how to migrate.
+        """
+        identity, dim = metadata.get("ma_embedder"), metadata.get("ma_dim")
+        if identity != self.embedder_identity or dim != self.dimension:
+            raise EmbedderMismatchError(
+                f"tenant {tenant_id!r} was written with embedder {identity!r} (dim {dim}); the "
+                f"engine now uses {self.embedder_identity!r} (dim {self.dimension}). Open it with "
+                "the original embedder, or call engine.reembed() to migrate the stored texts."
+            )
+
+    async def open(self, tenant_id: str, *, create: bool = True) -> tuple[Collection, Collection] | None:
+        """The tenant's ``(mem, aux)`` collections; ``None`` if absent and ``create`` is false."""
+        hit = self._cache.get(tenant_id)
+        if hit is not None:
+            return hit
+        async with self._open_lock:
+            hit = self._cache.get(tenant_id)
+            if hit is not None:
+                return hit
+            mem_name, aux_name = collection_names(tenant_id)
+            if not create and mem_name not in await self.list_collection_names():
+                return None
+            mem = await self._run(
+                self.client.get_or_create_collection,
+                mem_name,
+                metadata=self._memory_metadata(tenant_id),
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+            self.check_embedder(tenant_id, dict(mem.metadata or {}))
+            aux = await self._run(
+                self.client.get_or_create_collection,
+                aux_name,
+                metadata={"ma_tenant": tenant_id, "ma_role": "aux", "ma_schema": 1},
+                embedding_function=None,
+            )
+            limit = await self._batch_limit()
+            pair = (Collection(mem, self._run, limit), Collection(aux, self._run, limit))
+            self._cache[tenant_id] = pair
+            return pair
+
+    async def list_collection_names(self) -> list[str]:
+        """Names of every collection of this client's database."""
+        cols = await self._run(self.client.list_collections)
+        return [c if isinstance(c, str) else c.name for c in cols]
+
+    async def tenants(self) -> list[str]:
+        """Every tenant id that has a memory collection."""
+        out = []
+        for name in await self.list_collection_names():
+            if name.startswith(_PREFIX) and name.endswith("-mem"):
+                col = await self._run(self.client.get_collection, name)
+                tenant = (col.metadata or {}).get("ma_tenant")
+                if tenant is not None:
+                    out.append(tenant)
+        return sorted(out)
+
+    async def drop_tenant(self, tenant_id: str) -> None:
+        """Delete both collections of a tenant."""
+        self._cache.pop(tenant_id, None)
+        existing = set(await self.list_collection_names())
+        for name in collection_names(tenant_id):
+            if name in existing:
+                await self._run(self.client.delete_collection, name)
+
+    async def create_raw(self, name: str, metadata: dict[str, Any]) -> Collection:
+        """Create (or open) a collection by name; used by migrations."""
+        col = await self._run(
+            self.client.get_or_create_collection,
+            name,
+            metadata=metadata,
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        return Collection(col, self._run, await self._batch_limit())
+
+    async def delete_raw(self, name: str) -> None:
+        """Delete a collection by name if it exists."""
+        if name in set(await self.list_collection_names()):
+            await self._run(self.client.delete_collection, name)
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop cached handles of a tenant (after a migration)."""
+        self._cache.pop(tenant_id, None)
+
+    async def heartbeat(self) -> Any:
+        """Ping the client (used to fail fast on a wrong server address)."""
+        return await self._run(self.client.heartbeat)
