@@ -149,6 +149,12 @@ class AsyncMemoryEngine:
         self._last_seq = 0
         self._last_purge: dict[str, float] = {}
         self.retriever = Retriever(self)
+        if isinstance(enricher, str):
+            if enricher != "default":
+                raise ValidationError("enricher", "must be None, 'default' or an Enricher")
+            from .enrichment import Enricher
+
+            enricher = Enricher()
         self.enricher = enricher
         if enricher is not None and hasattr(enricher, "bind"):
             enricher.bind(self)
@@ -637,13 +643,8 @@ class AsyncMemoryEngine:
               "at": at, "user_id": md.get("user_id", ""), "meta": md.get("meta", "{}")}],
         )  # fmt: skip
 
-    async def history(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[HistoryEntry]:
-        """Every version of a memory, oldest first (the current one last; a DELETE row if deleted).
-
-        Raises:
-            NotFoundError: the id never existed in this tenant.
-        """
-        _require_str("id", memory_id)
+    async def _own_history(self, tenant_id: str, memory_id: str) -> tuple[list[HistoryEntry], dict[str, Any] | None]:
+        """History rows of one id plus its current version; also returns its live metadata."""
         pair = await self.collections(tenant_id)
         assert pair is not None
         got = await pair[1].get(
@@ -656,6 +657,7 @@ class AsyncMemoryEngine:
             for d, m in zip(got["documents"], got["metadatas"], strict=True)
         ]  # fmt: skip
         current = (await self._get_raw(tenant_id, [memory_id])).get(memory_id)
+        md = None
         if current is not None:
             text, md = current
             attrs = json.loads(md["attrs"]) if md.get("attrs") else {}
@@ -665,10 +667,31 @@ class AsyncMemoryEngine:
                 event=attrs.get("last_event") or ("ADD" if version == 1 else "UPDATE"),
                 text=text, metadata=rec.caller_meta(md), at=rec.from_epoch(md.get("updated_at")),
             ))  # fmt: skip
-        if not entries:
-            raise NotFoundError(f"no memory {memory_id!r} in tenant {tenant_id!r}")
         order = {"DELETE": 1}
         entries.sort(key=lambda e: (e.version, order.get(e.event, 0), e.at))
+        return entries, md
+
+    async def history(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[HistoryEntry]:
+        """Every version of a memory, oldest first (the current one last; a DELETE row if deleted).
+
+        For facts, the supersession chain is followed both ways (``supersedes`` and
+        ``superseded_by``), so any fact of a chain shows the whole chain.
+
+        Raises:
+            NotFoundError: the id never existed in this tenant.
+        """
+        _require_str("id", memory_id)
+        entries, md = await self._own_history(tenant_id, memory_id)
+        if not entries:
+            raise NotFoundError(f"no memory {memory_id!r} in tenant {tenant_id!r}")
+        seen = {memory_id}
+        for link, prepend in (("supersedes", True), ("superseded_by", False)):
+            cursor = md
+            while cursor is not None and rec.unopt(cursor.get(link)) and cursor[link] not in seen:
+                other = cursor[link]
+                seen.add(other)
+                more, cursor = await self._own_history(tenant_id, other)
+                entries = [*more, *entries] if prepend else [*entries, *more]
         return entries
 
     # ------------------------------------------------------------------ reads

@@ -74,6 +74,12 @@ class Collection:
                 metadatas=metadatas[i:j],
             )
 
+    async def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Merge keys into the metadata of existing records, keeping documents and embeddings."""
+        for i in range(0, len(ids), self._max_batch):
+            j = i + self._max_batch
+            await self._run(self.inner.update, ids=ids[i:j], metadatas=metadatas[i:j])
+
     async def delete(self, ids: list[str]) -> None:
         """Delete records by id (missing ids are ignored)."""
         for i in range(0, len(ids), self._max_batch):
