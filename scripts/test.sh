@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: install the engine, both integrations and the test tools, then run pytest.
+source "$(dirname "$0")/_env.sh"
+"$VPY" -m pip install --quiet --disable-pip-version-check \
+  -e "$ROOT[test,bench]" \
+  -e "$ROOT/integrations/langchain[test]" \
+  -e "$ROOT/integrations/llama-index[test]"
+"$VPY" -m ruff check src integrations tests examples benchmarks
+exec "$VPY" -m pytest "$@"
