@@ -3,8 +3,9 @@
 Example:
     >>> from mem_adapters import MemoryEngine
     >>> engine = MemoryEngine()  # doctest: +SKIP
-    >>> engine.remember([{"role": "user", "text": "I'm allergic to shellfish"}], session_id="s1")  # doctest: +SKIP
-    >>> engine.search("what should I avoid eating?", session_id="s1").results[0].text  # doctest: +SKIP
+    >>> turns = [{"role": "user", "text": "I'm allergic to shellfish"}]
+    >>> engine.remember(turns, session_id="s1")  # doctest: +SKIP
+    >>> engine.search("what to avoid eating?", session_id="s1").results[0].text  # doctest: +SKIP
     "I'm allergic to shellfish"
 """
 
@@ -41,8 +42,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AddResult",
     "AsyncMemoryEngine",
-    "EmbedderMismatchError",
     "Embedder",
+    "EmbedderMismatchError",
     "EraseReceipt",
     "HistoryEntry",
     "JobError",

@@ -177,7 +177,9 @@ class AsyncMemoryEngine:
                     )
         return self._store
 
-    async def collections(self, tenant_id: str, *, create: bool = True) -> tuple[Collection, Collection] | None:
+    async def collections(
+        self, tenant_id: str, *, create: bool = True
+    ) -> tuple[Collection, Collection] | None:
         """The tenant's ``(mem, aux)`` collections (``None`` if absent and not ``create``)."""
         _require_str("tenant_id", tenant_id)
         return await (await self.store()).open(tenant_id, create=create)
@@ -280,7 +282,9 @@ class AsyncMemoryEngine:
         await self.delete_records(tenant_id, got["ids"])
         return len(got["ids"])
 
-    async def _get_raw(self, tenant_id: str, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    async def _get_raw(
+        self, tenant_id: str, ids: list[str]
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
         """Live records by id: ``{id: (text, metadata)}``."""
         if not ids:
             return {}
@@ -312,7 +316,9 @@ class AsyncMemoryEngine:
                 parsed.append(t)
                 continue
             if not isinstance(t, dict):
-                raise ValidationError(f"turns[{i}]", f"must be a Turn or dict, got {type(t).__name__}")
+                raise ValidationError(
+                    f"turns[{i}]", f"must be a Turn or dict, got {type(t).__name__}"
+                )
             try:
                 parsed.append(Turn.model_validate(t))
             except pydantic.ValidationError as e:
@@ -356,8 +362,12 @@ class AsyncMemoryEngine:
         """
         parsed = self._parse_turns(turns)
         _require_str("session_id", session_id)
-        for name, value in (("user_id", user_id), ("agent_id", agent_id),
-                            ("sub_tenant_id", sub_tenant_id), ("sub_session_id", sub_session_id)):  # fmt: skip
+        for name, value in (
+            ("user_id", user_id),
+            ("agent_id", agent_id),
+            ("sub_tenant_id", sub_tenant_id),
+            ("sub_session_id", sub_session_id),
+        ):
             _require_str(name, value, optional=True)
         _require_str("tenant_id", tenant_id)
         base_meta = metadata or {}
@@ -378,9 +388,16 @@ class AsyncMemoryEngine:
             if t.id is not None:
                 _require_str(f"turns[{i}].id", t.id)
             tid = t.id or rec.stable_id(
-                "t_", tenant_id, sub_tenant_id, user_id, agent_id, session_id, t.role, t.text,
+                "t_",
+                tenant_id,
+                sub_tenant_id,
+                user_id,
+                agent_id,
+                session_id,
+                t.role,
+                t.text,
                 ts.isoformat(),
-            )  # fmt: skip
+            )
             meta = rec.encode_meta({**base_meta, **t.metadata}, f"turns[{i}].metadata")
             for j, o in enumerate(t.observations):
                 _require_str(f"turns[{i}].observations[{j}].text", o.text)
@@ -401,26 +418,55 @@ class AsyncMemoryEngine:
             for tid, t, ts, meta in fresh.values():
                 new_ids.append(tid)
                 texts.append(t.text)
-                metas.append({
-                    **scope, **meta, "kind": "turn", "role": t.role, "ts": ts.timestamp(),
-                    "seq": seq, "status": "active", "created_at": created_at,
-                    "updated_at": created_at, "expires_at": rec.NEVER, "version": 1,
-                    "is_latest": True, "indexed": True, "enrich": "pending",
-                })  # fmt: skip
+                metas.append(
+                    {
+                        **scope,
+                        **meta,
+                        "kind": "turn",
+                        "role": t.role,
+                        "ts": ts.timestamp(),
+                        "seq": seq,
+                        "status": "active",
+                        "created_at": created_at,
+                        "updated_at": created_at,
+                        "expires_at": rec.NEVER,
+                        "version": 1,
+                        "is_latest": True,
+                        "indexed": True,
+                        "enrich": "pending",
+                    }
+                )
                 seq += 1
                 for j, o in enumerate(t.observations):
                     new_ids.append(rec.stable_id("o_", tid, j, o.text))
                     texts.append(o.text)
-                    metas.append({
-                        **scope, **rec.encode_meta(o.metadata), "kind": "fact", "role": t.role,
-                        "ts": ts.timestamp(), "seq": seq, "status": "active",
-                        "created_at": created_at, "updated_at": created_at,
-                        "expires_at": rec.NEVER, "version": 1, "is_latest": True,
-                        "indexed": True, "parent_id": tid, "source_ids": json.dumps([tid]),
-                        "attrs": json.dumps({"origin": "observation", "fact_type": "observation",
-                                             "confidence": 1.0}),
-                        "enrich": "done",
-                    })  # fmt: skip
+                    metas.append(
+                        {
+                            **scope,
+                            **rec.encode_meta(o.metadata),
+                            "kind": "fact",
+                            "role": t.role,
+                            "ts": ts.timestamp(),
+                            "seq": seq,
+                            "status": "active",
+                            "created_at": created_at,
+                            "updated_at": created_at,
+                            "expires_at": rec.NEVER,
+                            "version": 1,
+                            "is_latest": True,
+                            "indexed": True,
+                            "parent_id": tid,
+                            "source_ids": json.dumps([tid]),
+                            "attrs": json.dumps(
+                                {
+                                    "origin": "observation",
+                                    "fact_type": "observation",
+                                    "confidence": 1.0,
+                                }
+                            ),
+                            "enrich": "done",
+                        }
+                    )
                     seq += 1
             tokens_in = await self._count_tokens([r[1].text for r in rows])
             tokens_out = await self._count_tokens(texts)
@@ -469,7 +515,15 @@ class AsyncMemoryEngine:
         message_id = f"msg_{uuid.uuid4().hex}"
         recorded_at = _now()
         await self.remember(
-            [Turn(id=message_id, role=role, text=content, timestamp=recorded_at, metadata=metadata or {})],
+            [
+                Turn(
+                    id=message_id,
+                    role=role,
+                    text=content,
+                    timestamp=recorded_at,
+                    metadata=metadata or {},
+                )
+            ],
             session_id=conversation_id,
             user_id=user_id,
             tenant_id=customer_id,
@@ -493,9 +547,17 @@ class AsyncMemoryEngine:
             elif isinstance(pair, list | tuple) and len(pair) == 2:
                 user, assistant = pair
             else:
-                raise ValidationError(f"pairs[{i}]", "must be {'user':..., 'assistant':...} or a 2-tuple")
-            if not isinstance(user, str) or not isinstance(assistant, str) or not (user.strip() or assistant.strip()):
-                raise ValidationError(f"pairs[{i}]", "user and assistant must be strings, not both empty")
+                raise ValidationError(
+                    f"pairs[{i}]", "must be {'user':..., 'assistant':...} or a 2-tuple"
+                )
+            if (
+                not isinstance(user, str)
+                or not isinstance(assistant, str)
+                or not (user.strip() or assistant.strip())
+            ):
+                raise ValidationError(
+                    f"pairs[{i}]", "user and assistant must be strings, not both empty"
+                )
             if user.strip():
                 lines.append(f"{user_name or 'user'}: {user}")
             if assistant.strip():
@@ -553,7 +615,9 @@ class AsyncMemoryEngine:
         else:
             text = self._pairs_text(pairs, user_name)
         if expiry_seconds is not None and (
-            isinstance(expiry_seconds, bool) or not isinstance(expiry_seconds, int | float) or expiry_seconds <= 0
+            isinstance(expiry_seconds, bool)
+            or not isinstance(expiry_seconds, int | float)
+            or expiry_seconds <= 0
         ):
             raise ValidationError("expiry_seconds", "must be a positive number of seconds")
         _require_str("memory_id", memory_id, optional=True)
@@ -566,11 +630,14 @@ class AsyncMemoryEngine:
         chunks = chunk_text(text)
         inferred = condense(text, custom_instructions=custom_instructions) if infer else []
         scope = {
-            "tenant_id": tenant_id, "sub_tenant_id": rec.opt(sub_tenant_id),
-            "user_id": rec.opt(user_id), "agent_id": rec.opt(agent_id),
-            "session_id": rec.opt(session_id), "sub_session_id": "",
+            "tenant_id": tenant_id,
+            "sub_tenant_id": rec.opt(sub_tenant_id),
+            "user_id": rec.opt(user_id),
+            "agent_id": rec.opt(agent_id),
+            "session_id": rec.opt(session_id),
+            "sub_session_id": "",
             "role": "user" if pairs is not None else "",
-        }  # fmt: skip
+        }
         async with self._session_lock(tenant_id, f"memory:{memory_id}"):
             old = (await self._get_raw(tenant_id, [memory_id])).get(memory_id)
             version = 1
@@ -580,29 +647,60 @@ class AsyncMemoryEngine:
                 await self.delete_records(tenant_id, await self._children(tenant_id, memory_id))
             seq = self.next_seq(1 + len(chunks) + len(inferred))
             common = {
-                **scope, **meta, "ts": now, "status": "active", "created_at": now,
-                "updated_at": now, "expires_at": expires_at, "is_latest": True, "enrich": "done",
-            }  # fmt: skip
+                **scope,
+                **meta,
+                "ts": now,
+                "status": "active",
+                "created_at": now,
+                "updated_at": now,
+                "expires_at": expires_at,
+                "is_latest": True,
+                "enrich": "done",
+            }
             ids = [memory_id]
             texts = [text]
             attrs = {"source_id": source_id, "last_event": "ADD" if old is None else "UPDATE"}
-            metas = [{**common, "kind": "raw", "seq": seq, "version": version,
-                      "indexed": len(chunks) == 1, "attrs": json.dumps(attrs)}]  # fmt: skip
+            metas = [
+                {
+                    **common,
+                    "kind": "raw",
+                    "seq": seq,
+                    "version": version,
+                    "indexed": len(chunks) == 1,
+                    "attrs": json.dumps(attrs),
+                }
+            ]
             if len(chunks) > 1:
                 for i, chunk in enumerate(chunks):
                     ids.append(f"{memory_id}#c{i}")
                     texts.append(chunk)
-                    metas.append({**common, "kind": "chunk", "seq": seq + 1 + i, "version": 1,
-                                  "indexed": True, "parent_id": memory_id,
-                                  "source_ids": json.dumps([memory_id]),
-                                  "attrs": json.dumps({"chunk_index": i, "source_id": source_id})})  # fmt: skip
+                    metas.append(
+                        {
+                            **common,
+                            "kind": "chunk",
+                            "seq": seq + 1 + i,
+                            "version": 1,
+                            "indexed": True,
+                            "parent_id": memory_id,
+                            "source_ids": json.dumps([memory_id]),
+                            "attrs": json.dumps({"chunk_index": i, "source_id": source_id}),
+                        }
+                    )
             for i, fact in enumerate(inferred):
                 ids.append(f"{memory_id}#f{i}")
                 texts.append(fact)
-                metas.append({**common, "kind": "fact", "seq": seq + 1 + len(chunks) + i,
-                              "version": 1, "indexed": True, "parent_id": memory_id,
-                              "source_ids": json.dumps([memory_id]),
-                              "attrs": json.dumps({"origin": "inferred", "source_id": source_id})})  # fmt: skip
+                metas.append(
+                    {
+                        **common,
+                        "kind": "fact",
+                        "seq": seq + 1 + len(chunks) + i,
+                        "version": 1,
+                        "indexed": True,
+                        "parent_id": memory_id,
+                        "source_ids": json.dumps([memory_id]),
+                        "attrs": json.dumps({"origin": "inferred", "source_id": source_id}),
+                    }
+                )
             embeddings = await self.embed(texts[1:] if len(chunks) > 1 else texts)
             if len(chunks) > 1:
                 # The long parent is not searched itself (its chunks are); reuse chunk 0's vector.
@@ -625,7 +723,12 @@ class AsyncMemoryEngine:
         return list(got["ids"])
 
     async def _append_history(
-        self, tenant_id: str, memory_id: str, text: str, md: dict[str, Any], event: str | None = None
+        self,
+        tenant_id: str,
+        memory_id: str,
+        text: str,
+        md: dict[str, Any],
+        event: str | None = None,
     ) -> None:
         """Store the pre-image of a memory as a history row (written lazily, on change)."""
         pair = await self.collections(tenant_id)
@@ -639,11 +742,22 @@ class AsyncMemoryEngine:
             [rid],
             [AUX_VECTOR],
             [text],
-            [{"type": "history", "memory_id": memory_id, "version": version, "event": row_event,
-              "at": at, "user_id": md.get("user_id", ""), "meta": md.get("meta", "{}")}],
-        )  # fmt: skip
+            [
+                {
+                    "type": "history",
+                    "memory_id": memory_id,
+                    "version": version,
+                    "event": row_event,
+                    "at": at,
+                    "user_id": md.get("user_id", ""),
+                    "meta": md.get("meta", "{}"),
+                }
+            ],
+        )
 
-    async def _own_history(self, tenant_id: str, memory_id: str) -> tuple[list[HistoryEntry], dict[str, Any] | None]:
+    async def _own_history(
+        self, tenant_id: str, memory_id: str
+    ) -> tuple[list[HistoryEntry], dict[str, Any] | None]:
         """History rows of one id plus its current version; also returns its live metadata."""
         pair = await self.collections(tenant_id)
         assert pair is not None
@@ -652,26 +766,39 @@ class AsyncMemoryEngine:
             include=["documents", "metadatas"],
         )
         entries = [
-            HistoryEntry(memory_id=memory_id, version=int(m["version"]), event=m["event"], text=d or "",
-                         metadata=json.loads(m.get("meta") or "{}"), at=rec.from_epoch(m["at"]))
+            HistoryEntry(
+                memory_id=memory_id,
+                version=int(m["version"]),
+                event=m["event"],
+                text=d or "",
+                metadata=json.loads(m.get("meta") or "{}"),
+                at=rec.from_epoch(m["at"]),
+            )
             for d, m in zip(got["documents"], got["metadatas"], strict=True)
-        ]  # fmt: skip
+        ]
         current = (await self._get_raw(tenant_id, [memory_id])).get(memory_id)
         md = None
         if current is not None:
             text, md = current
             attrs = json.loads(md["attrs"]) if md.get("attrs") else {}
             version = int(md.get("version", 1))
-            entries.append(HistoryEntry(
-                memory_id=memory_id, version=version,
-                event=attrs.get("last_event") or ("ADD" if version == 1 else "UPDATE"),
-                text=text, metadata=rec.caller_meta(md), at=rec.from_epoch(md.get("updated_at")),
-            ))  # fmt: skip
+            entries.append(
+                HistoryEntry(
+                    memory_id=memory_id,
+                    version=version,
+                    event=attrs.get("last_event") or ("ADD" if version == 1 else "UPDATE"),
+                    text=text,
+                    metadata=rec.caller_meta(md),
+                    at=rec.from_epoch(md.get("updated_at")),
+                )
+            )
         order = {"DELETE": 1}
         entries.sort(key=lambda e: (e.version, order.get(e.event, 0), e.at))
         return entries, md
 
-    async def history(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[HistoryEntry]:
+    async def history(
+        self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[HistoryEntry]:
         """Every version of a memory, oldest first (the current one last; a DELETE row if deleted).
 
         For facts, the supersession chain is followed both ways (``supersedes`` and
@@ -705,7 +832,9 @@ class AsyncMemoryEngine:
         text, md = await self._require(tenant_id, memory_id)
         return rec.to_item(memory_id, text, md)
 
-    async def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
+    async def get_many(
+        self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[MemoryItem]:
         """Memories by id, in the given order; unknown ids are skipped."""
         found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
         return [rec.to_item(i, *found[i]) for i in ids if i in found]
@@ -730,7 +859,11 @@ class AsyncMemoryEngine:
         """
         if isinstance(page, bool) or not isinstance(page, int) or page < 1:
             raise ValidationError("page", "must be an integer >= 1")
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not 1 <= page_size <= 1000
+        ):
             raise ValidationError("page_size", "must be an integer in 1..1000")
         where = all_of(
             _scope_where(tenant_id, sub_tenant_id, user_id, agent_id, session_id),
@@ -741,7 +874,9 @@ class AsyncMemoryEngine:
         if pair is None:
             return Page(count=0, results=[])
         got = await pair[0].get(where=self.live(where), include=["metadatas"])
-        order = sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1].get("seq", 0), x[0]))
+        order = sorted(
+            zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1].get("seq", 0), x[0])
+        )
         count = len(order)
         start = (page - 1) * page_size
         page_ids = [i for i, _ in order[start : start + page_size]]
@@ -781,19 +916,27 @@ class AsyncMemoryEngine:
         return await self.get_many([i for i, _ in ordered], tenant_id=tenant_id)
 
     async def _turn_index(
-        self, tenant_id: str, session_id: str, *, user_id: str | None = None, status: str | None = None
+        self,
+        tenant_id: str,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        status: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """``(id, metadata)`` of a session's turns sorted by ``seq``."""
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return []
         where = all_of(
-            {"kind": "turn"}, {"session_id": session_id},
+            {"kind": "turn"},
+            {"session_id": session_id},
             {"user_id": user_id} if user_id is not None else None,
             {"status": status} if status is not None else None,
-        )  # fmt: skip
+        )
         got = await pair[0].get(where=self.live(where), include=["metadatas"])
-        return sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0]))
+        return sorted(
+            zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0])
+        )
 
     async def count_turns(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
@@ -801,7 +944,9 @@ class AsyncMemoryEngine:
         """Number of turns in a session (optionally of one status)."""
         return len(await self._turn_index(tenant_id, session_id, status=status))
 
-    async def archive_oldest(self, session_id: str, n: int, *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
+    async def archive_oldest(
+        self, session_id: str, n: int, *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[str]:
         """Archive the ``n`` oldest active turns of a session; returns their ids."""
         if n < 0:
             raise ValidationError("n", "must be >= 0")
@@ -820,7 +965,11 @@ class AsyncMemoryEngine:
         return targets
 
     async def set_status(
-        self, ids: Sequence[str], status: Literal["active", "archived"], *, tenant_id: str = DEFAULT_TENANT
+        self,
+        ids: Sequence[str],
+        status: Literal["active", "archived"],
+        *,
+        tenant_id: str = DEFAULT_TENANT,
     ) -> list[str]:
         """Set the status of turns (``active``/``archived``); returns the ids changed."""
         if status not in ("active", "archived"):
@@ -832,9 +981,12 @@ class AsyncMemoryEngine:
             got = await mem.get(ids=changed, include=["embeddings", "documents", "metadatas"])
             metas = [{**m, "status": status, "updated_at": time.time()} for m in got["metadatas"]]
             await self.write_records(
-                tenant_id, list(got["ids"]), list(got["documents"]), metas,
+                tenant_id,
+                list(got["ids"]),
+                list(got["documents"]),
+                metas,
                 [list(map(float, e)) for e in got["embeddings"]],
-            )  # fmt: skip
+            )
         return changed
 
     # ------------------------------------------------------------------ changes
@@ -847,7 +999,7 @@ class AsyncMemoryEngine:
         *,
         tenant_id: str = DEFAULT_TENANT,
     ) -> MemoryItem:
-        """Patch a memory's text (re-embedded) and/or metadata (merged; ``None`` values delete keys).
+        """Patch a memory's text (re-embedded) and/or metadata (merged; ``None`` deletes a key).
 
         The previous version is kept in :meth:`history`.
 
@@ -872,19 +1024,27 @@ class AsyncMemoryEngine:
         if md.get("kind") == "raw" and text is not None:
             # Raw memories are re-chunked: replace through add(), which keeps the history.
             await self.add(
-                raw_text=text, tenant_id=tenant_id, sub_tenant_id=rec.unopt(md.get("sub_tenant_id")),
-                user_id=rec.unopt(md.get("user_id")), agent_id=rec.unopt(md.get("agent_id")),
-                session_id=rec.unopt(md.get("session_id")), memory_id=memory_id,
-                expiry_seconds=None if md["expires_at"] >= rec.NEVER else max(md["expires_at"] - time.time(), 0.001),
+                raw_text=text,
+                tenant_id=tenant_id,
+                sub_tenant_id=rec.unopt(md.get("sub_tenant_id")),
+                user_id=rec.unopt(md.get("user_id")),
+                agent_id=rec.unopt(md.get("agent_id")),
+                session_id=rec.unopt(md.get("session_id")),
+                memory_id=memory_id,
+                expiry_seconds=None
+                if md["expires_at"] >= rec.NEVER
+                else max(md["expires_at"] - time.time(), 0.001),
                 metadata=merged,
-            )  # fmt: skip
+            )
             return await self.get(memory_id, tenant_id=tenant_id)
         await self._append_history(tenant_id, memory_id, old_text, md)
         new_md = {k: v for k, v in md.items() if not k.startswith(rec.CALLER_PREFIX)}
         attrs = json.loads(md["attrs"]) if md.get("attrs") else {}
         attrs["last_event"] = "UPDATE"
         new_md.update(encoded)
-        new_md.update(version=int(md.get("version", 1)) + 1, updated_at=time.time(), attrs=json.dumps(attrs))
+        new_md.update(
+            version=int(md.get("version", 1)) + 1, updated_at=time.time(), attrs=json.dumps(attrs)
+        )
         new_text = old_text if text is None else text
         embeddings = None
         if text is None:
@@ -902,8 +1062,12 @@ class AsyncMemoryEngine:
         """
         text, md = await self._require(tenant_id, memory_id)
         await self._append_history(tenant_id, memory_id, text, md)
-        await self._append_history(tenant_id, memory_id, text, {**md, "updated_at": time.time()}, "DELETE")
-        await self.delete_records(tenant_id, [memory_id, *await self._children(tenant_id, memory_id)])
+        await self._append_history(
+            tenant_id, memory_id, text, {**md, "updated_at": time.time()}, "DELETE"
+        )
+        await self.delete_records(
+            tenant_id, [memory_id, *await self._children(tenant_id, memory_id)]
+        )
 
     async def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
         """Delete a session's turns and everything derived from them; returns the count."""
@@ -916,7 +1080,9 @@ class AsyncMemoryEngine:
         await self.delete_records(tenant_id, ids)
         return len(ids)
 
-    async def erase(self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None) -> EraseReceipt:
+    async def erase(
+        self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
+    ) -> EraseReceipt:
         """Erase a whole user (inside a tenant) or, with no ``user_id``, a whole tenant.
 
         Everything goes: turns, chunks, memories, derived facts/episodes, history rows, jobs.
@@ -941,7 +1107,11 @@ class AsyncMemoryEngine:
             else:
                 receipt.derived += 1
         aux_got = await aux.get(where=user_where, include=["metadatas"])
-        aux_ids = [i for i, m in zip(aux_got["ids"], aux_got["metadatas"], strict=True) if m.get("type") != "generation"]
+        aux_ids = [
+            i
+            for i, m in zip(aux_got["ids"], aux_got["metadatas"], strict=True)
+            if m.get("type") != "generation"
+        ]
         for m in aux_got["metadatas"]:
             if m.get("type") == "history":
                 receipt.history += 1
@@ -1029,12 +1199,19 @@ class AsyncMemoryEngine:
                 raise ValidationError("as_of", str(e)) from e
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
-            return SearchResult(query=query, mode=mode, results=[], context="" if mode == "context" else None)
+            return SearchResult(
+                query=query, mode=mode, results=[], context="" if mode == "context" else None
+            )
         await self.purge_expired(tenant_id)
         return await self.retriever.search(
-            tenant_id, query, k=k, where=all_of(*clauses), mode=mode, char_budget=char_budget,
+            tenant_id,
+            query,
+            k=k,
+            where=all_of(*clauses),
+            mode=mode,
+            char_budget=char_budget,
             as_of=as_of_ts,
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ enrichment
 
@@ -1051,7 +1228,9 @@ class AsyncMemoryEngine:
         """
         return await self._enrichment().job_status(job_id, tenant_id=tenant_id)
 
-    async def wait(self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+    async def wait(
+        self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT
+    ) -> JobStatus:
         """Wait until a job is done or failed (``timeout`` seconds at most)."""
         return await self._enrichment().wait(job_id, timeout, tenant_id=tenant_id)
 
@@ -1063,11 +1242,15 @@ class AsyncMemoryEngine:
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> MemoryItem | None:
         """Close the session's open episode and return it (``None`` if nothing to close)."""
-        return await self._enrichment().end_session(session_id, tenant_id=tenant_id, user_id=user_id)
+        return await self._enrichment().end_session(
+            session_id, tenant_id=tenant_id, user_id=user_id
+        )
 
     # ------------------------------------------------------------------ migration
 
-    async def reembed(self, embedder: Any = None, *, model_dir: str | os.PathLike[str] | None = None) -> int:
+    async def reembed(
+        self, embedder: Any = None, *, model_dir: str | os.PathLike[str] | None = None
+    ) -> int:
         """Re-embed every stored text of every tenant with a new embedder; returns the count.
 
         Each tenant is copied into a staging collection first, so its data is never only in
@@ -1077,7 +1260,10 @@ class AsyncMemoryEngine:
         store = await self.store()
         total = 0
         for tenant_id in await store.tenants():
-            store.embedder_identity, store.dimension = self.embedder.identity, self.embedder.dimension
+            store.embedder_identity, store.dimension = (
+                self.embedder.identity,
+                self.embedder.dimension,
+            )
             store.forget(tenant_id)
             # Open with the old embedder's identity: whatever it is, read what is there.
             pair = await self.collections(tenant_id)
@@ -1085,10 +1271,17 @@ class AsyncMemoryEngine:
             got = await pair[0].get(include=["documents", "metadatas"])
             ids, docs, metas = list(got["ids"]), list(got["documents"]), list(got["metadatas"])
             loop = asyncio.get_running_loop()
-            vectors = await loop.run_in_executor(self._cpu, new.embed_documents, docs) if docs else []
+            vectors = (
+                await loop.run_in_executor(self._cpu, new.embed_documents, docs) if docs else []
+            )
             mem_name, _ = collection_names(tenant_id)
-            meta = {"ma_tenant": tenant_id, "ma_role": "mem", "ma_embedder": new.identity,
-                    "ma_dim": new.dimension, "ma_schema": 1}  # fmt: skip
+            meta = {
+                "ma_tenant": tenant_id,
+                "ma_role": "mem",
+                "ma_embedder": new.identity,
+                "ma_dim": new.dimension,
+                "ma_schema": 1,
+            }
             staging = await store.create_raw(f"{mem_name}-reembed", meta)
             if ids:
                 await staging.upsert(ids, vectors, docs, metas)

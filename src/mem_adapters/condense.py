@@ -18,7 +18,9 @@ _SIGNAL = re.compile(
 _LABEL = re.compile(r"^\s*[\w .'-]{1,40}:\s+")
 
 
-def condense(text: str, *, custom_instructions: str | None = None, max_items: int = 20) -> list[str]:
+def condense(
+    text: str, *, custom_instructions: str | None = None, max_items: int = 20
+) -> list[str]:
     """Pick the sentences of ``text`` that state durable personal facts, deduplicated.
 
     ``custom_instructions`` is accepted for parity with LLM condensers; words it lists after

@@ -58,7 +58,9 @@ def count_tokens(embedder: Any, texts: Sequence[str]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
+def resolve_model_dir(
+    model_dir: str | os.PathLike[str] | None = None, *, download: bool = True
+) -> Path:
     """Find the all-MiniLM-L6-v2 ONNX files.
 
     Order: the explicit ``model_dir``; ``$MEM_ADAPTERS_MODEL_DIR``; Chroma's cache
@@ -68,7 +70,10 @@ def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, *, downlo
         ModelNotFoundError: none of these yields the files; the message names the remedies.
     """
     tried: list[str] = []
-    for label, candidate in (("model_dir", model_dir), (MODEL_DIR_ENV, os.environ.get(MODEL_DIR_ENV))):
+    for label, candidate in (
+        ("model_dir", model_dir),
+        (MODEL_DIR_ENV, os.environ.get(MODEL_DIR_ENV)),
+    ):
         if candidate:
             path = Path(candidate).expanduser()
             if all((path / f).is_file() for f in _REQUIRED_FILES):
@@ -136,7 +141,9 @@ class OnnxMiniLMEmbedder:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
+            str(self.model_dir / "model.onnx"),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
         )
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()  # onnxruntime runs are thread-safe; tokenizer config is not
@@ -257,7 +264,7 @@ class LangChainEmbedder(_Adapter):
 
 
 class LlamaIndexEmbedder(_Adapter):
-    """Adapts a LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``/``get_query_embedding``)."""
+    """Adapts a LlamaIndex ``BaseEmbedding`` (batch text and query embedding methods)."""
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed texts to store."""

@@ -37,13 +37,17 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mem-adapters-loop", daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="mem-adapters-loop", daemon=True
+        )
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
             coro.close()
-            raise MemAdaptersError("MemoryEngine called from its own event loop; use AsyncMemoryEngine")
+            raise MemAdaptersError(
+                "MemoryEngine called from its own event loop; use AsyncMemoryEngine"
+            )
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stop(self) -> None:
@@ -60,7 +64,8 @@ class MemoryEngine:
     Example:
         >>> import tempfile
         >>> engine = MemoryEngine(tempfile.mkdtemp())  # doctest: +SKIP
-        >>> engine.remember([{"role": "user", "text": "I love hiking"}], session_id="s1")  # doctest: +SKIP
+        >>> turns = [{"role": "user", "text": "I love hiking"}]
+        >>> engine.remember(turns, session_id="s1")  # doctest: +SKIP
         >>> engine.search("outdoor hobbies", session_id="s1").results[0].text  # doctest: +SKIP
         'I love hiking'
     """
@@ -95,11 +100,15 @@ class MemoryEngine:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run(coro)
 
-    def remember(self, turns: Sequence[Turn | dict[str, Any]], *, session_id: str, **kw: Any) -> WriteResult:
+    def remember(
+        self, turns: Sequence[Turn | dict[str, Any]], *, session_id: str, **kw: Any
+    ) -> WriteResult:
         """Write a batch of turns. See :meth:`AsyncMemoryEngine.remember`."""
         return self._run(self._async.remember(turns, session_id=session_id, **kw))
 
-    def record_message(self, conversation_id: str, role: str, content: str, **kw: Any) -> RecordResult:
+    def record_message(
+        self, conversation_id: str, role: str, content: str, **kw: Any
+    ) -> RecordResult:
         """Record one message. See :meth:`AsyncMemoryEngine.record_message`."""
         return self._run(self._async.record_message(conversation_id, role, content, **kw))
 
@@ -115,12 +124,20 @@ class MemoryEngine:
         """Memories by id. See :meth:`AsyncMemoryEngine.get_many`."""
         return self._run(self._async.get_many(ids, tenant_id=tenant_id))
 
-    def list(self, filters: dict[str, Any] | None = None, page: int = 1, page_size: int = 50, **kw: Any) -> Page:
+    def list(
+        self, filters: dict[str, Any] | None = None, page: int = 1, page_size: int = 50, **kw: Any
+    ) -> Page:
         """A page of memories. See :meth:`AsyncMemoryEngine.list`."""
         return self._run(self._async.list(filters, page, page_size, **kw))
 
-    def update(self, memory_id: str, text: str | None = None, metadata: dict[str, Any] | None = None,
-               *, tenant_id: str = DEFAULT_TENANT) -> MemoryItem:  # fmt: skip
+    def update(
+        self,
+        memory_id: str,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+    ) -> MemoryItem:
         """Patch a memory. See :meth:`AsyncMemoryEngine.update`."""
         return self._run(self._async.update(memory_id, text, metadata, tenant_id=tenant_id))
 
@@ -148,7 +165,9 @@ class MemoryEngine:
         """Delete the oldest turns. See :meth:`AsyncMemoryEngine.delete_oldest`."""
         return self._run(self._async.delete_oldest(session_id, n, **kw))
 
-    def set_status(self, ids: Sequence[str], status: Literal["active", "archived"], **kw: Any) -> list[str]:
+    def set_status(
+        self, ids: Sequence[str], status: Literal["active", "archived"], **kw: Any
+    ) -> list[str]:
         """Set turn status. See :meth:`AsyncMemoryEngine.set_status`."""
         return self._run(self._async.set_status(ids, status, **kw))
 
@@ -176,7 +195,9 @@ class MemoryEngine:
         """State of an enrichment job. See :meth:`AsyncMemoryEngine.job_status`."""
         return self._run(self._async.job_status(job_id, tenant_id=tenant_id))
 
-    def wait(self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+    def wait(
+        self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT
+    ) -> JobStatus:
         """Wait for an enrichment job. See :meth:`AsyncMemoryEngine.wait`."""
         return self._run(self._async.wait(job_id, timeout, tenant_id=tenant_id))
 

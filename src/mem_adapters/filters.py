@@ -19,12 +19,23 @@ COMPARISONS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$ni
 LOGICAL = frozenset({"$and", "$or"})
 # Engine fields a caller may filter on, and the Chroma field each maps to.
 FILTERABLE = {
-    "kind": "kind", "role": "role", "session_id": "session_id", "user_id": "user_id",
-    "agent_id": "agent_id", "sub_tenant_id": "sub_tenant_id", "sub_session_id": "sub_session_id",
-    "status": "status", "timestamp": "ts", "created_at": "created_at",
-    "updated_at": "updated_at", "seq": "seq", "version": "version", "is_latest": "is_latest",
-    "supersedes": "supersedes", "parent_id": "parent_id",
-}  # fmt: skip
+    "kind": "kind",
+    "role": "role",
+    "session_id": "session_id",
+    "user_id": "user_id",
+    "agent_id": "agent_id",
+    "sub_tenant_id": "sub_tenant_id",
+    "sub_session_id": "sub_session_id",
+    "status": "status",
+    "timestamp": "ts",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "seq": "seq",
+    "version": "version",
+    "is_latest": "is_latest",
+    "supersedes": "supersedes",
+    "parent_id": "parent_id",
+}
 _TIME_FIELDS = frozenset({"ts", "created_at", "updated_at"})
 _SCALARS = (str, int, float, bool)
 

@@ -21,12 +21,31 @@ CALLER_PREFIX = "m."
 
 ENGINE_FIELDS = frozenset(
     {
-        "kind", "tenant_id", "sub_tenant_id", "user_id", "agent_id", "session_id",
-        "sub_session_id", "role", "ts", "seq", "status", "created_at", "updated_at",
-        "expires_at", "version", "is_latest", "supersedes", "parent_id", "source_ids",
-        "indexed", "enrich", "attrs", "meta",
+        "kind",
+        "tenant_id",
+        "sub_tenant_id",
+        "user_id",
+        "agent_id",
+        "session_id",
+        "sub_session_id",
+        "role",
+        "ts",
+        "seq",
+        "status",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "version",
+        "is_latest",
+        "supersedes",
+        "parent_id",
+        "source_ids",
+        "indexed",
+        "enrich",
+        "attrs",
+        "meta",
     }
-)  # fmt: skip
+)
 
 
 def epoch(dt: datetime) -> float:
@@ -63,7 +82,9 @@ def encode_meta(meta: dict[str, Any], field: str = "metadata") -> dict[str, Any]
         raise ValidationError(field, f"must be JSON-serialisable: {e}") from e
     out: dict[str, Any] = {"meta": encoded}
     for key, value in meta.items():
-        if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        if isinstance(value, bool | int | str) or (
+            isinstance(value, float) and math.isfinite(value)
+        ):
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
                 continue  # outside Chroma's int64; still round-trips through the JSON copy
             out[CALLER_PREFIX + key] = value
@@ -86,7 +107,9 @@ def unopt(value: Any) -> Any:
     return None if value in ("", None) else value
 
 
-def to_item(id_: str, text: str | None, md: dict[str, Any], score: float | None = None) -> MemoryItem:
+def to_item(
+    id_: str, text: str | None, md: dict[str, Any], score: float | None = None
+) -> MemoryItem:
     """Build a public :class:`MemoryItem` from a Chroma record."""
     return MemoryItem(
         id=id_,

@@ -101,9 +101,13 @@ class ChromaStore:
         dimension: Vector length stored with each memory collection.
     """
 
-    def __init__(self, client: Any, executor: Executor, embedder_identity: str, dimension: int) -> None:
+    def __init__(
+        self, client: Any, executor: Executor, embedder_identity: str, dimension: int
+    ) -> None:
         self.client = client
-        self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
+        self.is_async = inspect.iscoroutinefunction(
+            getattr(client, "get_or_create_collection", None)
+        )
         self._executor = executor
         self.embedder_identity = embedder_identity
         self.dimension = dimension
@@ -120,7 +124,9 @@ class ChromaStore:
         except (ValueError, TypeError):
             raise  # argument errors are ours to surface unchanged
         except Exception as e:
-            if type(e).__module__.startswith("chromadb") or isinstance(e, OSError | ConnectionError):
+            if type(e).__module__.startswith("chromadb") or isinstance(
+                e, OSError | ConnectionError
+            ):
                 raise StoreError(f"Chroma call {getattr(fn, '__name__', fn)} failed: {e}") from e
             raise
 
@@ -155,7 +161,9 @@ class ChromaStore:
                 "the original embedder, or call engine.reembed() to migrate the stored texts."
             )
 
-    async def open(self, tenant_id: str, *, create: bool = True) -> tuple[Collection, Collection] | None:
+    async def open(
+        self, tenant_id: str, *, create: bool = True
+    ) -> tuple[Collection, Collection] | None:
         """The tenant's ``(mem, aux)`` collections; ``None`` if absent and ``create`` is false."""
         hit = self._cache.get(tenant_id)
         if hit is not None:
