@@ -1,19 +1,47 @@
-"""Ranking memories for a query: dense search in Chroma, shaped into results or a context.
+"""Ranking memories for a query: hybrid dense + lexical retrieval, shaped into results or a context.
 
-This module holds the engine's retrieval; derived indexes (if any) are kept in step through
-the ``on_*`` hooks the engine calls on every write, delete and generation change.
+Pipeline of :meth:`Retriever.search` (no LLM anywhere):
+
+1. **Candidates.** Dense: Chroma nearest neighbours under the engine's ``where`` clause.
+   Lexical: BM25 over a per-tenant in-memory index, filtered by evaluating the *same*
+   ``where`` clause in Python (:mod:`mem_adapters.where`).
+2. **Fusion.** Weighted reciprocal-rank fusion of the two lists.
+3. **Conversation-aware re-scoring.** Turns by a speaker the query names are favoured;
+   for "when..." questions, turns that mention a time; for "last week"-style queries, items
+   inside that window (relative to the latest item in scope); each turn passes part of its
+   score to its neighbours in the same session (the answer is often the turn next to the
+   matching one); items of the best-matching sessions are lifted.
+4. **Versions and duplicates.** With ``as_of``, facts not valid at that time are dropped;
+   otherwise superseded facts are dropped when their successor is present, else demoted.
+   Near-identical texts are returned once.
+
+The lexical index is derived data; Chroma stays the source of truth. It is kept in step by
+the ``on_*`` hooks the engine calls on every write, delete, expiry purge and erase, and is
+rebuilt from Chroma when missing or when the tenant's generation token (changed by every
+write from any process) differs from the one it was built at.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import records as rec
+from .lexical import BM25Index, tokenize
 from .models import MemoryItem, SearchResult
+from .temporal import is_temporal_question, mentions_time, relative_window
+from .where import compile_where
 
 if TYPE_CHECKING:
     from .async_engine import AsyncMemoryEngine
+
+logger = logging.getLogger(__name__)
+
+DERIVED_KINDS = frozenset({"fact", "episode"})
 
 
 def format_item(item: MemoryItem) -> str:
@@ -35,7 +63,7 @@ def pack_context(items: list[MemoryItem], char_budget: int | None) -> tuple[str,
         line = format_item(item)
         extra = len(line) + (1 if lines else 0)
         if char_budget is not None and size + extra > char_budget:
-            if not lines and char_budget > 0:
+            if not lines and char_budget > 0 and len(line) > char_budget:
                 lines.append(line[:char_budget])
                 used.append(item)
                 size = char_budget
@@ -46,27 +74,248 @@ def pack_context(items: list[MemoryItem], char_budget: int | None) -> tuple[str,
     return "\n".join(lines), used
 
 
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Knobs of the hybrid ranker (defaults were set on aggregate LoCoMo-dev recall).
+
+    Attributes:
+        dense_candidates: Nearest neighbours asked of Chroma.
+        lexical_candidates: BM25 hits kept.
+        rrf_k: Rank offset of reciprocal-rank fusion (smaller favours the top ranks).
+        dense_weight: Weight of the dense list in the fusion.
+        lexical_weight: Weight of the BM25 list in the fusion.
+        speaker_boost: Relative lift of turns spoken by a speaker the query names.
+        speaker_term_weight: BM25 weight of speaker-name terms (names are everywhere).
+        time_boost: Relative lift of time-mentioning items for "when" questions.
+        window_boost: Relative lift of items inside a "last week"-style window.
+        neighbour_share: Share of a turn's score given to each adjacent turn of its session.
+        neighbour_sources: How many top items pass score to their neighbours.
+        session_boost: Relative lift of items of the best-matching sessions.
+        session_top: Items per session summed into the session's score.
+        superseded_penalty: Multiplier of a superseded fact whose successor is not present.
+        dedup_jaccard: Token-set Jaccard above which two hits count as duplicates.
+    """
+
+    dense_candidates: int = 60
+    lexical_candidates: int = 60
+    rrf_k: float = 20.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    speaker_boost: float = 0.3
+    speaker_term_weight: float = 0.3
+    time_boost: float = 0.3
+    window_boost: float = 0.3
+    neighbour_share: float = 0.3
+    neighbour_sources: int = 30
+    session_boost: float = 0.5
+    session_top: int = 3
+    superseded_penalty: float = 0.5
+    dedup_jaccard: float = 0.9
+
+
+@dataclass
+class _Doc:
+    id: str
+    text: str
+    meta: dict[str, Any]
+    kind: str
+    session: tuple[Any, ...]
+    seq: int
+    role: str
+    tokens: frozenset[str]
+    norm: str
+    timely: bool
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+class TenantIndex:
+    """Everything precomputed for one tenant: BM25 postings, documents, session order."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+        self.unverified = False  # this process wrote since the last check against Chroma
+        self.docs: dict[str, _Doc] = {}
+        self.bm25 = BM25Index()
+        self.roles: dict[str, int] = {}
+        self._sessions: dict[tuple[Any, ...], list[str]] = {}
+        self._order_dirty = True
+        self._position: dict[str, tuple[tuple[Any, ...], int]] = {}
+        self.latest_ts = 0.0
+
+    def upsert(self, doc_id: str, text: str, meta: dict[str, Any]) -> None:
+        """Add or replace one record."""
+        self.remove(doc_id)
+        kind = meta.get("kind", "raw")
+        role = str(meta.get("role") or "").strip().lower()
+        session = (meta.get("sub_tenant_id"), meta.get("user_id"), meta.get("agent_id"),
+                   meta.get("session_id"), meta.get("sub_session_id"))  # fmt: skip
+        tokens = tokenize(text)
+        doc = _Doc(doc_id, text or "", dict(meta), kind, session, int(meta.get("seq") or 0), role,
+                   frozenset(tokens), _normalise(text or ""), mentions_time(text or ""))  # fmt: skip
+        self.docs[doc_id] = doc
+        if meta.get("indexed", True):
+            self.bm25.add(doc_id, text or "")
+        if role:
+            first = role.split()[0]
+            self.roles[first] = self.roles.get(first, 0) + 1
+        if kind == "turn":
+            self._sessions.setdefault(session, []).append(doc_id)
+            self._order_dirty = True
+        ts = meta.get("ts")
+        if isinstance(ts, int | float) and ts > self.latest_ts:
+            self.latest_ts = float(ts)
+
+    def remove(self, doc_id: str) -> None:
+        """Drop one record (unknown ids are ignored)."""
+        doc = self.docs.pop(doc_id, None)
+        if doc is None:
+            return
+        self.bm25.remove(doc_id)
+        if doc.role:
+            first = doc.role.split()[0]
+            left = self.roles.get(first, 0) - 1
+            if left > 0:
+                self.roles[first] = left
+            else:
+                self.roles.pop(first, None)
+        if doc.kind == "turn":
+            ids = self._sessions.get(doc.session)
+            if ids is not None and doc_id in ids:
+                ids.remove(doc_id)
+                self._order_dirty = True
+
+    def neighbours(self, doc_id: str) -> list[str]:
+        """The turns just before and after a turn in its session (write order)."""
+        if self._order_dirty:
+            self._position = {}
+            for session, ids in self._sessions.items():
+                ids.sort(key=lambda i: (self.docs[i].seq, i))
+                for n, i in enumerate(ids):
+                    self._position[i] = (session, n)
+            self._order_dirty = False
+        pos = self._position.get(doc_id)
+        if pos is None:
+            return []
+        ids = self._sessions[pos[0]]
+        return [ids[j] for j in (pos[1] - 1, pos[1] + 1) if 0 <= j < len(ids)]
+
+
+def _fact_valid(meta: dict[str, Any], as_of: float) -> bool:
+    created = meta.get("created_at")
+    superseded = meta.get("superseded_at", rec.NEVER)
+    if not isinstance(superseded, int | float):
+        superseded = rec.NEVER
+    return (not isinstance(created, int | float) or created <= as_of) and as_of < superseded
+
+
+def _superseded(meta: dict[str, Any]) -> bool:
+    return meta.get("status") == "superseded" or meta.get("is_latest") is False
+
+
 class Retriever:
-    """Dense retrieval over a tenant's memory collection."""
+    """Hybrid retrieval over a tenant's memory collection.
 
-    def __init__(self, engine: AsyncMemoryEngine) -> None:
+    Args:
+        engine: The engine whose store is searched.
+        config: Ranking knobs (see :class:`RetrievalConfig`).
+    """
+
+    def __init__(self, engine: AsyncMemoryEngine, config: RetrievalConfig | None = None) -> None:
         self.engine = engine
+        self.config = config or RetrievalConfig()
+        self._indexes: dict[str, TenantIndex] = {}
+        self._building: dict[str, list[tuple[Any, ...]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    # Hooks the engine calls to keep derived indexes in step (dense search needs none).
+    # ------------------------------------------------------------------ index maintenance
+
     def on_upsert(self, tenant_id: str, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> None:
-        """Records were written."""
+        """Records were written: index them (and log them for a rebuild in flight)."""
+        idx = self._indexes.get(tenant_id)
+        if idx is not None:
+            for i, t, m in zip(ids, texts, metas, strict=True):
+                idx.upsert(i, t, m)
+        if tenant_id in self._building:
+            self._building[tenant_id].append(("upsert", list(ids), list(texts), list(metas)))
 
     def on_delete(self, tenant_id: str, ids: list[str]) -> None:
         """Records were deleted."""
+        idx = self._indexes.get(tenant_id)
+        if idx is not None:
+            for i in ids:
+                idx.remove(i)
+        if tenant_id in self._building:
+            self._building[tenant_id].append(("delete", list(ids)))
 
     def on_generation(self, tenant_id: str, token: str) -> None:
-        """This process wrote a new store generation."""
+        """This process wrote a new store generation: the index already holds that write."""
+        idx = self._indexes.get(tenant_id)
+        if idx is not None:
+            idx.token = token
+            # Another process may have written just before us; the next search double-checks.
+            idx.unverified = True
+        if tenant_id in self._building:
+            self._building[tenant_id].append(("generation", token))
 
     def on_drop(self, tenant_id: str) -> None:
         """A tenant was erased."""
+        self._indexes.pop(tenant_id, None)
 
     def on_reembed(self) -> None:
-        """The embedder changed."""
+        """The embedder changed (the collections were rewritten): rebuild on next use."""
+        self._indexes.clear()
+
+    async def index(self, tenant_id: str) -> TenantIndex:
+        """The tenant's lexical index, rebuilt from Chroma when missing or stale."""
+        idx = self._indexes.get(tenant_id)
+        token = await self.engine.generation(tenant_id)
+        if idx is not None and idx.token == token:
+            if not idx.unverified:
+                return idx
+            mem = await self.engine._mem(tenant_id)
+            if await mem.count() == len(idx.docs):
+                idx.unverified = False
+                return idx
+            logger.info("lexical index of %r disagrees with Chroma's count; rebuilding", tenant_id)
+        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
+        async with lock:
+            idx = self._indexes.get(tenant_id)
+            if idx is not None and idx.token == token and not idx.unverified:
+                return idx
+            return await self._rebuild(tenant_id)
+
+    async def _rebuild(self, tenant_id: str) -> TenantIndex:
+        t0 = time.perf_counter()
+        self._building[tenant_id] = []
+        try:
+            # Token first: a write landing after this read makes the token differ next time.
+            token = await self.engine.generation(tenant_id)
+            mem = await self.engine._mem(tenant_id)
+            got = await mem.get(include=["documents", "metadatas"])
+            idx = TenantIndex(token)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                idx.upsert(i, d or "", m or {})
+            # Replay this process's writes that raced with the read (idempotent).
+            for op in self._building[tenant_id]:
+                if op[0] == "upsert":
+                    for i, d, m in zip(op[1], op[2], op[3], strict=True):
+                        idx.upsert(i, d, m)
+                elif op[0] == "delete":
+                    for i in op[1]:
+                        idx.remove(i)
+                else:
+                    idx.token = op[1]
+            self._indexes[tenant_id] = idx
+        finally:
+            self._building.pop(tenant_id, None)
+        logger.debug("rebuilt lexical index of %r: %d records in %.1f ms", tenant_id,
+                     len(idx.docs), (time.perf_counter() - t0) * 1000)  # fmt: skip
+        return idx
+
+    # ------------------------------------------------------------------ search
 
     async def search(
         self,
@@ -79,26 +328,51 @@ class Retriever:
         char_budget: int | None,
         as_of: float | None,
     ) -> SearchResult:
-        """Rank the live records matching ``where`` for ``query``."""
+        """Rank the live records matching ``where`` for ``query`` (see the module docstring)."""
+        cfg = self.config
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        vector = await self.engine.embed_query(query)
-        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+        live = self.engine.live(where)
+        keep_meta = compile_where(live)
+        embed_task = asyncio.ensure_future(self.engine.embed_query(query))
+        try:
+            idx = await self.index(tenant_id)
+        except BaseException:
+            embed_task.cancel()
+            raise
         t1 = time.perf_counter()
+        timings["index_ms"] = (t1 - t0) * 1000
+
+        # Lexical candidates (runs while the query is being embedded).
+        docs = idx.docs
+        raw_words = set(re.findall(r"[a-z]+", query.lower()))
+        speakers = {r for r in idx.roles if r in raw_words}
+        q_tokens = tokenize(query)
+        speaker_tokens = {t for t in q_tokens if t in {tokenize(s)[0] for s in speakers if tokenize(s)}}
+        weights = dict.fromkeys(speaker_tokens, cfg.speaker_term_weight) if speaker_tokens else None
+        lexical = idx.bm25.search(q_tokens, cfg.lexical_candidates,
+                                  keep=lambda i: keep_meta(docs[i].meta), weights=weights)  # fmt: skip
+        t2 = time.perf_counter()
+        timings["lexical_ms"] = (t2 - t1) * 1000
+
+        vector = await embed_task
+        t3 = time.perf_counter()
+        timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
         mem = await self.engine._mem(tenant_id)
-        got = await mem.query(
-            query_embeddings=[vector],
-            n_results=k,
-            where=self.engine.live(where),
-            include=["documents", "metadatas", "distances"],
-        )
-        timings["dense_ms"] = (time.perf_counter() - t1) * 1000
-        items = [
-            rec.to_item(i, d, m, score=1.0 - dist)
-            for i, d, m, dist in zip(
-                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
-            )
-        ]
+        got = await mem.query(query_embeddings=[vector], n_results=cfg.dense_candidates,
+                              where=live, include=["distances"])  # fmt: skip
+        dense = list(zip(got["ids"][0], got["distances"][0], strict=True))
+        missing = [i for i, _ in dense if i not in docs]
+        if missing:  # the index lags Chroma (a concurrent write): take the records from Chroma
+            extra = await mem.get(ids=missing, include=["documents", "metadatas"])
+            for i, d, m in zip(extra["ids"], extra["documents"], extra["metadatas"], strict=True):
+                idx.upsert(i, d or "", m or {})
+        t4 = time.perf_counter()
+        timings["dense_ms"] = (t4 - t3) * 1000
+
+        scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of)
+        items = self._select(idx, scores, k)
+        timings["rank_ms"] = (time.perf_counter() - t4) * 1000
         result = SearchResult(query=query, mode=mode, results=items, stage_timings=timings)
         if mode == "context":
             result.context, used = pack_context(items, char_budget)
@@ -106,3 +380,115 @@ class Retriever:
             result.episodes = [i for i in used if i.kind == "episode"]
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         return result
+
+    def _score(
+        self,
+        idx: TenantIndex,
+        query: str,
+        dense: list[tuple[str, float]],
+        lexical: list[tuple[str, float]],
+        speakers: set[str],
+        keep_meta: Any,
+        as_of: float | None,
+    ) -> dict[str, float]:
+        cfg = self.config
+        docs = idx.docs
+        scores: dict[str, float] = {}
+        for rank, (i, _) in enumerate(dense):
+            if i in docs:
+                scores[i] = scores.get(i, 0.0) + cfg.dense_weight / (cfg.rrf_k + rank + 1)
+        for rank, (i, _) in enumerate(lexical):
+            scores[i] = scores.get(i, 0.0) + cfg.lexical_weight / (cfg.rrf_k + rank + 1)
+        if not scores:
+            return scores
+
+        # Versions: validity at as_of, or latest-first.
+        for i in list(scores):
+            meta = docs[i].meta
+            if docs[i].kind in DERIVED_KINDS and as_of is not None:
+                if not _fact_valid(meta, as_of):
+                    del scores[i]
+            elif docs[i].kind == "fact" and _superseded(meta):
+                successor = meta.get("superseded_by")
+                if successor and successor in scores:
+                    del scores[i]
+                else:
+                    scores[i] *= cfg.superseded_penalty
+
+        # Neighbours: adjacent turns share context; pass them part of the score.
+        top = sorted(scores.items(), key=lambda x: -x[1])[: cfg.neighbour_sources]
+        passed: dict[str, float] = {}
+        for i, s in top:
+            if docs[i].kind != "turn":
+                continue
+            for j in idx.neighbours(i):
+                if keep_meta(docs[j].meta):
+                    passed[j] = max(passed.get(j, 0.0), cfg.neighbour_share * s)
+        for j, s in passed.items():
+            scores[j] = scores.get(j, 0.0) + s
+
+        temporal = is_temporal_question(query)
+        window = relative_window(query, idx.latest_ts) if idx.latest_ts else None
+        for i in scores:
+            d = docs[i]
+            lift = 1.0
+            if speakers and d.role and d.role.split()[0] in speakers:
+                lift += cfg.speaker_boost
+            if temporal and d.timely:
+                lift += cfg.time_boost
+            if window is not None:
+                ts = d.meta.get("ts")
+                if isinstance(ts, int | float) and window[0] <= ts <= window[1]:
+                    lift += cfg.window_boost
+            scores[i] *= lift
+
+        # Sessions: items of the sessions that match best overall are lifted.
+        per_session: dict[tuple[Any, ...], list[float]] = {}
+        for i, s in scores.items():
+            per_session.setdefault(docs[i].session, []).append(s)
+        session_score = {
+            key: sum(sorted(vals, reverse=True)[: cfg.session_top]) for key, vals in per_session.items()
+        }
+        best = max(session_score.values())
+        if best > 0:
+            for i in scores:
+                scores[i] *= 1.0 + cfg.session_boost * session_score[docs[i].session] / best
+        return scores
+
+    def _select(self, idx: TenantIndex, scores: dict[str, float], k: int) -> list[MemoryItem]:
+        """Top ``k`` items, near-duplicates dropped (the better-ranked copy stays)."""
+        cfg = self.config
+        kept: list[_Doc] = []
+        seen_norm: set[str] = set()
+        out: list[MemoryItem] = []
+        for i, s in sorted(scores.items(), key=lambda x: (-x[1], x[0])):
+            d = idx.docs[i]
+            if d.norm in seen_norm:
+                continue
+            if d.tokens and any(
+                len(d.tokens & o.tokens) / len(d.tokens | o.tokens) >= cfg.dedup_jaccard
+                for o in kept
+                if o.tokens
+            ):
+                continue
+            seen_norm.add(d.norm)
+            kept.append(d)
+            out.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))
+            if len(out) >= k:
+                break
+        return out
+
+
+def expand_to_turns(items: list[MemoryItem]) -> list[str]:
+    """Turn ids in rank order: derived items expand to their source turns, duplicates dropped."""
+    out: dict[str, None] = {}
+    for item in items:
+        if item.kind == "turn":
+            out.setdefault(item.id, None)
+        elif item.kind in DERIVED_KINDS:
+            for sid in item.source_ids:
+                out.setdefault(sid, None)
+    return list(out)
+
+
+__all__ = ["RetrievalConfig", "Retriever", "TenantIndex", "expand_to_turns", "format_item", "pack_context"]
