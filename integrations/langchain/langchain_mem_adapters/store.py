@@ -1,0 +1,401 @@
+"""LangGraph long-term memory store (``BaseStore``) over the mem-adapters engine.
+
+Every item is one engine memory (``kind="raw"``) in a configurable tenant, with a stable id
+derived from its namespace and key, so a re-put replaces it and the engine keeps the old
+version in its history. The namespace is stored in caller metadata both whole and one label
+per level (``lg_ns0``, ``lg_ns1``...), so namespace prefixes become engine filters; selected
+namespace levels can also be mapped onto engine scopes (``user_id``...), which makes the
+items visible to scoped searches and removable by :meth:`MemoryEngine.erase`.
+
+Semantics follow LangGraph's ``InMemoryStore`` (reads in a batch see the state before the
+batch's writes, the last write to a key in a batch wins, filters use the same operators and
+comparisons, un-indexed items fill a semantic page after the scored ones), with two
+deliberate differences: ``created_at`` survives a re-put (as in the Postgres store), and
+namespaces only exist while they hold an item.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    get_text_at_path,
+    tokenize_path,
+    validate_op_namespace,
+)
+
+from mem_adapters import AsyncMemoryEngine, MemoryItem, NotFoundError, ValidationError
+from mem_adapters.models import DEFAULT_TENANT
+
+from ._runner import EngineLike, EngineRunner, build_engine
+
+logger = logging.getLogger(__name__)
+
+SCOPE_FIELDS = frozenset({"sub_tenant_id", "user_id", "agent_id", "session_id"})
+_PAGE = 1000
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def _now_ns() -> int:
+    """Wall-clock nanoseconds, strictly increasing in this process (orders items by creation)."""
+    global _last_ns
+    with _clock_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return _last_ns
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def memory_id(namespace: tuple[str, ...], key: str) -> str:
+    """The engine memory id of a store item: stable in (namespace, key)."""
+    raw = json.dumps([list(namespace), key], ensure_ascii=False, separators=(",", ":"))
+    return "lgs_" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+def _ns_filter(prefix: Iterable[str]) -> dict[str, Any]:
+    """Engine filter for store items under a namespace prefix (``"*"`` labels match anything)."""
+    where: dict[str, Any] = {"lg_store": True}
+    for i, label in enumerate(prefix):
+        if label != "*":
+            where[f"lg_ns{i}"] = label
+    return where
+
+
+def _pushdown(filter_: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """Engine filter for the parts of a store filter Chroma evaluates exactly like Python.
+
+    Only string equality is pushed down (numbers and booleans compare differently across
+    types); the whole filter is always re-checked in Python. Returns ``(where, complete)``.
+    """
+    where: dict[str, Any] = {}
+    complete = True
+    for key, cond in (filter_ or {}).items():
+        if isinstance(cond, dict) and set(cond) == {"$eq"}:
+            cond = cond["$eq"]
+        if isinstance(cond, str):
+            where[f"lgv.{key}"] = cond
+        else:
+            complete = False
+    return where, complete
+
+
+def compare_values(item_value: Any, filter_value: Any) -> bool:
+    """Whether a stored value matches a filter value (LangGraph ``InMemoryStore`` semantics)."""
+    if isinstance(filter_value, dict):
+        if any(k.startswith("$") for k in filter_value):
+            return all(apply_operator(item_value, op, v) for op, v in filter_value.items())
+        if not isinstance(item_value, dict):
+            return False
+        return all(compare_values(item_value.get(k), v) for k, v in filter_value.items())
+    if isinstance(filter_value, list | tuple):
+        return (
+            isinstance(item_value, list | tuple)
+            and len(item_value) == len(filter_value)
+            and all(compare_values(iv, fv) for iv, fv in zip(item_value, filter_value, strict=False))
+        )
+    return bool(item_value == filter_value)
+
+
+def apply_operator(value: Any, operator: str, op_value: Any) -> bool:
+    """Apply one comparison operator (``$eq $ne $gt $gte $lt $lte``) like ``InMemoryStore``.
+
+    Raises:
+        ValueError: unknown operator.
+    """
+    if operator == "$eq":
+        return bool(value == op_value)
+    if operator == "$ne":
+        return bool(value != op_value)
+    if operator in ("$gt", "$gte", "$lt", "$lte"):
+        a, b = float(value), float(op_value)
+        return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[operator]
+    raise ValueError(f"Unsupported operator: {operator}")
+
+
+def _matches(value: dict[str, Any], filter_: dict[str, Any] | None) -> bool:
+    return not filter_ or all(compare_values(value.get(k), fv) for k, fv in filter_.items())
+
+
+def does_match(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
+    """Whether a namespace matches a prefix/suffix condition (``"*"`` is a wildcard label).
+
+    Raises:
+        ValueError: unknown match type.
+    """
+    path = condition.path
+    if len(namespace) < len(path):
+        return False
+    if condition.match_type == "prefix":
+        pairs = zip(namespace, path, strict=False)
+    elif condition.match_type == "suffix":
+        pairs = zip(reversed(namespace), reversed(path), strict=False)
+    else:
+        raise ValueError(f"Unsupported match type: {condition.match_type}")
+    return all(p == "*" or k == p for k, p in pairs)
+
+
+def _is_store_item(item: MemoryItem) -> bool:
+    md = item.metadata
+    return item.kind == "raw" and md.get("lg_store") is True and isinstance(md.get("lg_value"), dict)
+
+
+def _namespace(item: MemoryItem) -> tuple[str, ...]:
+    return tuple(item.metadata["lg_ns"])
+
+
+def _to_item(item: MemoryItem) -> Item:
+    md = item.metadata
+    return Item(
+        value=md["lg_value"], key=md["lg_key"], namespace=_namespace(item),
+        created_at=_dt(md["lg_created_ns"]), updated_at=_dt(md["lg_updated_ns"]),
+    )  # fmt: skip
+
+
+def _to_search_item(item: MemoryItem, score: float | None) -> SearchItem:
+    md = item.metadata
+    return SearchItem(
+        namespace=_namespace(item), key=md["lg_key"], value=md["lg_value"],
+        created_at=_dt(md["lg_created_ns"]), updated_at=_dt(md["lg_updated_ns"]), score=score,
+    )  # fmt: skip
+
+
+class MemAdaptersStore(BaseStore):
+    """LangGraph ``BaseStore`` whose items are mem-adapters memories, searched semantically.
+
+    Use it as a LangGraph / LangChain 1.x agent's long-term memory:
+    ``graph.compile(store=MemAdaptersStore(engine))`` or ``create_agent(..., store=store)``.
+
+    Args:
+        engine: A :class:`~mem_adapters.MemoryEngine` (``batch`` and ``abatch``) or an
+            :class:`~mem_adapters.AsyncMemoryEngine` (``abatch`` only). Built from
+            ``path``/``client``/``engine_kwargs`` when absent.
+        tenant_id: Engine tenant holding every item of this store.
+        scopes: Namespace levels mapped onto engine scope fields, e.g. ``{"user_id": 1}``
+            makes ``("memories", "u1")`` items belong to user ``u1``.
+        index_fields: JSON paths embedded by default (``["$"]``: the whole value), like
+            ``IndexConfig["fields"]``; a put's ``index`` overrides them, ``index=False``
+            stores the item unsearchable by query (still returned by get/search/list).
+        path: Folder of an embedded store (when ``engine`` is absent).
+        client: A chromadb client (when ``engine`` is absent).
+        engine_kwargs: Further :class:`~mem_adapters.MemoryEngine` arguments.
+
+    Raises:
+        ValidationError: unknown scope field or negative level.
+
+    Example:
+        >>> store = MemAdaptersStore(engine, scopes={"user_id": 1})  # doctest: +SKIP
+        >>> store.put(("memories", "u1"), "food", {"text": "allergic to shellfish"})  # doctest: +SKIP
+        >>> store.search(("memories", "u1"), query="what can't I eat?")[0].key  # doctest: +SKIP
+        'food'
+    """
+
+    supports_ttl: bool = False
+
+    def __init__(
+        self,
+        engine: EngineLike | None = None,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        scopes: Mapping[str, int] | None = None,
+        index_fields: list[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        client: Any = None,
+        engine_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        for field, level in (scopes or {}).items():
+            if field not in SCOPE_FIELDS:
+                raise ValidationError(f"scopes.{field}", f"must be one of {sorted(SCOPE_FIELDS)}")
+            if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+                raise ValidationError(f"scopes.{field}", "must be a namespace level >= 0")
+        self.tenant_id = tenant_id
+        self.scopes = dict(scopes or {})
+        self.index_fields = list(index_fields or ["$"])
+        self._index_tokens = [(p, tokenize_path(p) if p != "$" else p) for p in self.index_fields]
+        built, self._owns_engine = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
+        self._runner = EngineRunner(built)
+
+    @property
+    def engine(self) -> EngineLike:
+        """The engine holding the items."""
+        return self._runner.engine
+
+    # ------------------------------------------------------------------ BaseStore
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Execute get/search/put/list-namespaces ops; results follow the ops' order."""
+        op_list = list(ops)
+        return self._runner.run(lambda aengine: self._abatch(aengine, op_list))
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Execute get/search/put/list-namespaces ops (async); results follow the ops' order."""
+        op_list = list(ops)
+        return await self._runner.arun(lambda aengine: self._abatch(aengine, op_list))
+
+    def close(self) -> None:
+        """Close the engine if this store built it (an injected engine is left open)."""
+        if self._owns_engine:
+            self._runner.close()
+
+    # ------------------------------------------------------------------ implementation
+
+    async def _abatch(self, aengine: AsyncMemoryEngine, ops: list[Op]) -> list[Result]:
+        puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        for op in ops:
+            validate_op_namespace(op)
+            if isinstance(op, PutOp):
+                puts[(tuple(op.namespace), op.key)] = op  # the last write to a key wins
+            elif not isinstance(op, GetOp | SearchOp | ListNamespacesOp):
+                raise ValueError(f"Unknown operation type: {type(op)}")
+        results: list[Result] = [None] * len(ops)
+        # Reads see the state before this batch's writes, as in InMemoryStore.
+        gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
+        if gets:
+            found = await self._fetch(aengine, [memory_id(tuple(op.namespace), op.key) for _, op in gets])
+            for i, op in gets:
+                hit = found.get(memory_id(tuple(op.namespace), op.key))
+                results[i] = _to_item(hit) if hit is not None else None
+        for i, op in enumerate(ops):
+            if isinstance(op, SearchOp):
+                results[i] = await self._search(aengine, op)
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = await self._list_namespaces(aengine, op)
+        if puts:
+            await self._apply_puts(aengine, list(puts.values()))
+        return results
+
+    async def _fetch(self, aengine: AsyncMemoryEngine, ids: list[str]) -> dict[str, MemoryItem]:
+        items = await aengine.get_many(ids, tenant_id=self.tenant_id)
+        return {item.id: item for item in items if _is_store_item(item)}
+
+    async def _list_all(self, aengine: AsyncMemoryEngine, filters: dict[str, Any]) -> list[MemoryItem]:
+        out: list[MemoryItem] = []
+        page = 1
+        while True:
+            got = await aengine.list(filters, page, _PAGE, tenant_id=self.tenant_id, kinds=["raw"])
+            out.extend(item for item in got.results if _is_store_item(item))
+            if got.next is None:
+                return out
+            page = got.next
+
+    def _index_texts(self, value: dict[str, Any], index: Any) -> list[str]:
+        if index is False:
+            return []
+        paths = self._index_tokens if index is None else [(p, tokenize_path(p)) for p in index]
+        texts: list[str] = []
+        for _, tokens in paths:
+            texts.extend(t for t in get_text_at_path(value, tokens) if t.strip())
+        return texts
+
+    async def _apply_puts(self, aengine: AsyncMemoryEngine, puts: list[PutOp]) -> None:
+        existing = await self._fetch(aengine, [memory_id(tuple(op.namespace), op.key) for op in puts])
+        for op in puts:
+            namespace = tuple(op.namespace)
+            mid = memory_id(namespace, op.key)
+            if op.value is None:
+                # Deleting a missing key is a no-op, as in every LangGraph store.
+                with contextlib.suppress(NotFoundError):
+                    await aengine.delete(mid, tenant_id=self.tenant_id)
+                continue
+            if op.ttl is not None:
+                raise NotImplementedError("TTL is not supported by MemAdaptersStore")
+            value = dict(op.value)
+            texts = self._index_texts(value, op.index)
+            now = _now_ns()
+            old = existing.get(mid)
+            metadata: dict[str, Any] = {
+                "lg_store": True, "lg_ns": list(namespace), "lg_depth": len(namespace),
+                **{f"lg_ns{i}": label for i, label in enumerate(namespace)},
+                "lg_key": op.key, "lg_value": value, "lg_indexed": bool(texts),
+                "lg_created_ns": old.metadata["lg_created_ns"] if old is not None else now,
+                "lg_updated_ns": now,
+                **{f"lgv.{k}": v for k, v in value.items() if isinstance(v, str)},
+            }  # fmt: skip
+            scope = {f: namespace[level] for f, level in self.scopes.items() if level < len(namespace)}
+            # Un-indexed items still need a text; they are kept out of queries by lg_indexed.
+            text = "\n".join(texts) or json.dumps(value, sort_keys=True, ensure_ascii=False)
+            try:
+                await aengine.add(
+                    raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata, **scope
+                )
+            except ValidationError as e:
+                raise ValidationError(
+                    f"value[{namespace!r}, {op.key!r}]", f"must be JSON-serialisable exactly ({e})"
+                ) from e
+
+    async def _search(self, aengine: AsyncMemoryEngine, op: SearchOp) -> list[SearchItem]:
+        if op.limit <= 0:
+            return []
+        base = _ns_filter(op.namespace_prefix)
+        pushed, _ = _pushdown(op.filter)
+        if not op.query:
+            items = await self._list_all(aengine, {**base, **pushed})
+            items = [i for i in items if _matches(i.metadata["lg_value"], op.filter)]
+            items.sort(key=lambda i: i.metadata["lg_created_ns"])
+            return [_to_search_item(i, None) for i in items[op.offset : op.offset + op.limit]]
+        want = op.offset + op.limit
+        scored: dict[str, tuple[float | None, MemoryItem]] = {}
+        k = want
+        while True:
+            result = await aengine.search(
+                op.query, k=k, tenant_id=self.tenant_id, kinds=["raw", "chunk"],
+                filters={**base, **pushed, "lg_indexed": True},
+            )  # fmt: skip
+            scored = {}
+            for hit in result.results:
+                # A long value is searched through its chunks: a chunk's hit scores its parent.
+                parent = hit.id if hit.kind == "raw" else (hit.parent_id or hit.id)
+                if parent in scored or not _matches(hit.metadata.get("lg_value", {}), op.filter):
+                    continue
+                scored[parent] = (hit.score, hit)
+            # Post-filtering and chunk merging can leave fewer than wanted: fetch more.
+            if len(scored) >= want or len(result.results) < k:
+                break
+            k *= 4
+        ranked = list(scored.values())[op.offset : want]
+        out = [_to_search_item(hit, score) for score, hit in ranked]
+        if len(out) < op.limit:
+            # Like InMemoryStore: items without a vector fill the page after the scored ones.
+            rest = await self._list_all(aengine, {**base, **pushed, "lg_indexed": False})
+            rest = [i for i in rest if _matches(i.metadata["lg_value"], op.filter)]
+            rest.sort(key=lambda i: i.metadata["lg_created_ns"])
+            out.extend(_to_search_item(i, None) for i in rest[: op.limit - len(out)])
+        return out
+
+    async def _list_namespaces(
+        self, aengine: AsyncMemoryEngine, op: ListNamespacesOp
+    ) -> list[tuple[str, ...]]:
+        conditions = op.match_conditions or ()
+        filters: dict[str, Any] = {"lg_store": True}
+        for cond in conditions:
+            if cond.match_type == "prefix":
+                filters.update(_ns_filter(cond.path))
+        namespaces = {_namespace(i) for i in await self._list_all(aengine, filters)}
+        matched = [ns for ns in namespaces if all(does_match(c, ns) for c in conditions)]
+        if op.max_depth is not None:
+            matched = list({ns[: op.max_depth] for ns in matched})
+        return sorted(matched)[op.offset : op.offset + op.limit]
+
+
+__all__ = ["MemAdaptersStore", "apply_operator", "compare_values", "does_match", "memory_id"]
