@@ -1,0 +1,188 @@
+"""Connection settings, lazily created shared engines, and sync/async call plumbing.
+
+Every adapter keeps its connection settings as plain pydantic fields (so LlamaIndex can
+serialise it, e.g. inside ``Context.to_dict``) and its engine in a private attribute that is
+created on first use. Every operation is one coroutine run on the engine's own event loop:
+from async code without blocking the caller's loop, from sync code (any thread) by waiting
+for it. Compound operations (read the transcript, then write) take a per-session
+``asyncio.Lock`` living on that loop, which is what makes the sync chat store thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
+from mem_adapters import AsyncMemoryEngine, MemAdaptersError, MemoryEngine
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SHARED: dict[tuple[str, ...], MemoryEngine] = {}
+_SHARED_LOCK = threading.Lock()
+# Per async engine: {(tenant_id, session_id): asyncio.Lock}. Weak, so closed engines go away.
+_LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _closed(engine: MemoryEngine) -> bool:
+    return engine._loop.loop.is_closed() or not engine._loop.thread.is_alive()
+
+
+def _key(path: str | os.PathLike[str] | None, host: str | None, port: int) -> tuple[str, ...]:
+    if host is not None:
+        return ("host", host, str(port))
+    from mem_adapters.async_engine import DEFAULT_PATH, PATH_ENV
+
+    return ("path", str(Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH).resolve()))
+
+
+def shared_engine(path: str | os.PathLike[str] | None = None, host: str | None = None, port: int = 8000) -> MemoryEngine:
+    """The process-wide :class:`MemoryEngine` for these settings, created on first use.
+
+    Sharing matters: adapters rebuilt from a serialised ``Context`` reconnect to the same
+    engine instead of loading the embedding model and opening Chroma again.
+
+    Args:
+        path: Folder of an embedded Chroma store.
+        host: Chroma server host (takes precedence over ``path``).
+        port: Chroma server port.
+    """
+    key = _key(path, host, port)
+    with _SHARED_LOCK:
+        engine = _SHARED.get(key)
+        if engine is None or _closed(engine):
+            logger.debug("creating shared MemoryEngine for %s", key)
+            engine = MemoryEngine(path, host=host, port=port) if host else MemoryEngine(path)
+            _SHARED[key] = engine
+        return engine
+
+
+def register_engine(engine: MemoryEngine, host: str | None = None, port: int = 8000) -> None:
+    """Make ``engine`` the shared engine for its settings unless a live one is registered."""
+    if host is None and engine.path is None:
+        return
+    key = _key(engine.path, host, port)
+    with _SHARED_LOCK:
+        current = _SHARED.get(key)
+        if current is None or _closed(current):
+            _SHARED[key] = engine
+
+
+def close_shared_engines() -> None:
+    """Close every engine created by :func:`shared_engine` (for tests and shutdown)."""
+    with _SHARED_LOCK:
+        engines = list(_SHARED.values())
+        _SHARED.clear()
+    for engine in engines:
+        if not _closed(engine):
+            engine.close()
+
+
+class EngineHandle:
+    """Runs engine coroutines from sync or async callers.
+
+    Args:
+        engine: A :class:`MemoryEngine` (sync and async use) or an
+            :class:`AsyncMemoryEngine` (async use only, in the loop that owns it).
+    """
+
+    def __init__(self, engine: MemoryEngine | AsyncMemoryEngine) -> None:
+        self.engine = engine
+        if isinstance(engine, MemoryEngine):
+            self.aengine = engine.aengine
+            self._loop: asyncio.AbstractEventLoop | None = engine._loop.loop
+        elif isinstance(engine, AsyncMemoryEngine):
+            self.aengine = engine
+            self._loop = None
+        else:
+            raise MemAdaptersError(f"engine must be a MemoryEngine or AsyncMemoryEngine, got {type(engine)!r}")
+
+    async def call(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
+        """Await ``fn(aengine)`` on the engine's loop without blocking the caller's loop."""
+        if self._loop is None or asyncio.get_running_loop() is self._loop:
+            return await fn(self.aengine)
+        future = asyncio.run_coroutine_threadsafe(_invoke(fn, self.aengine), self._loop)
+        return await asyncio.wrap_future(future)
+
+    def call_sync(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
+        """Run ``fn(aengine)`` on the engine's loop and wait for it (safe from any thread)."""
+        if self._loop is None:
+            raise MemAdaptersError(
+                "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async methods"
+            )
+        assert isinstance(self.engine, MemoryEngine)
+        return self.engine._run(_invoke(fn, self.aengine))
+
+
+async def _invoke(fn: Callable[[AsyncMemoryEngine], Awaitable[T]], aengine: AsyncMemoryEngine) -> T:
+    return await fn(aengine)
+
+
+def session_lock(aengine: AsyncMemoryEngine, tenant_id: str, session_id: str) -> asyncio.Lock:
+    """The lock serialising this adapter family's compound operations on one session.
+
+    Must be called from the loop the engine's coroutines run on (they all run there).
+    """
+    locks = _LOCKS.get(aengine)
+    if locks is None:
+        locks = _LOCKS[aengine] = {}
+    lock = locks.get((tenant_id, session_id))
+    if lock is None:
+        lock = locks[(tenant_id, session_id)] = asyncio.Lock()
+    return lock
+
+
+class EngineConfig(BaseModel):
+    """Plain, serialisable connection settings plus a lazily created engine.
+
+    Give either an ``engine`` (kept private, never serialised; its store folder is copied
+    into ``path`` so a deserialised copy reconnects to the same store) or ``path`` /
+    ``host`` + ``port``.
+    """
+
+    path: str | None = Field(default=None, description="Folder of an embedded Chroma store.")
+    host: str | None = Field(default=None, description="Chroma server host (wins over path).")
+    port: int = Field(default=8000, description="Chroma server port.")
+    tenant_id: str = Field(default="default", description="mem-adapters tenant (isolation boundary).")
+
+    _handle: EngineHandle | None = PrivateAttr(default=None)
+
+    def _attach(self, engine: MemoryEngine | AsyncMemoryEngine | None) -> None:
+        """Use ``engine`` instead of creating one from the settings."""
+        if engine is None:
+            return
+        self._handle = EngineHandle(engine)
+        if isinstance(engine, MemoryEngine):
+            if self.host is None and self.path is None and engine.path is not None:
+                self.path = str(engine.path)
+            register_engine(engine, self.host, self.port)
+        elif self.host is None and self.path is None and engine.path is not None:
+            self.path = str(engine.path)
+
+    @property
+    def handle(self) -> EngineHandle:
+        """The engine handle, creating (or sharing) the engine on first use."""
+        if self._handle is None:
+            self._handle = EngineHandle(shared_engine(self.path, self.host, self.port))
+        return self._handle
+
+    @property
+    def engine(self) -> MemoryEngine | AsyncMemoryEngine:
+        """The engine in use (created lazily from the settings)."""
+        return self.handle.engine
+
+    def _run(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
+        return self.handle.call_sync(fn)
+
+    async def _arun(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
+        return await self.handle.call(fn)

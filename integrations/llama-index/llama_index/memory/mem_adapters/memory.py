@@ -1,0 +1,249 @@
+"""``MemAdaptersMemory``: a LlamaIndex ``BaseMemory`` over a mem-adapters session.
+
+``get`` returns the session transcript (newest messages within ``token_limit``), preceded by a
+system message of relevant long-term memories (the user's other sessions and derived facts)
+within ``memory_token_limit``. That injected message is recognised by its tag and never
+written back by ``put``/``set``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.memory.types import BaseMemory
+from llama_index.core.utils import get_tokenizer
+from mem_adapters import AsyncMemoryEngine, MemoryEngine, MemoryItem
+from mem_adapters.retrieval import format_item
+
+from ._engine import EngineConfig
+from ._transcript import Transcript, message_text
+
+logger = logging.getLogger(__name__)
+
+MEMORY_TAG = "<relevant_memories>"
+MEMORY_END_TAG = "</relevant_memories>"
+DEFAULT_CONTEXT_PREFIX = "Relevant memories from earlier conversations with this user (may be outdated):"
+
+
+def is_memory_message(message: ChatMessage) -> bool:
+    """Whether ``message`` is the system message of recalled memories this package injects."""
+    return message.role == MessageRole.SYSTEM and message_text(message).startswith(MEMORY_TAG)
+
+
+def _line(item: MemoryItem) -> str:
+    # One memory per line, so a context is trimmed by whole memories.
+    return format_item(item.model_copy(update={"text": " ".join(item.text.split())}))
+
+
+def trim_history(
+    history: list[ChatMessage], token_limit: int, count: Callable[[list[ChatMessage]], int]
+) -> list[ChatMessage]:
+    """The newest messages within ``token_limit``, never starting with an assistant/tool reply.
+
+    Same rule as ``ChatMemoryBuffer.get``: when even the last message alone is over the limit,
+    it is returned anyway so the LLM reports the problem.
+    """
+    n = len(history)
+    if n == 0:
+        return []
+    tokens = count(history)
+    while tokens > token_limit and n > 1:
+        n -= 1
+        while n > 1 and history[-n].role in (MessageRole.TOOL, MessageRole.ASSISTANT):
+            n -= 1
+        tokens = count(history[-n:])
+    if tokens > token_limit or n <= 0:
+        return history[-1:]
+    return history[-n:]
+
+
+class MemAdaptersMemory(EngineConfig, BaseMemory):
+    """LlamaIndex memory whose history and long-term recall live in mem-adapters.
+
+    Works as ``memory=`` for ``FunctionAgent``, ``ReActAgent`` and ``AgentWorkflow`` and
+    survives ``Context.to_dict``/``from_dict``: the connection settings and ids are plain
+    fields; the engine is created (or shared) lazily.
+
+    Args:
+        engine: An existing engine to use; otherwise one is created lazily from
+            ``path`` / ``host`` / ``port``.
+        session_id: The transcript this memory reads and writes.
+        user_id: Owner; long-term recall searches this user's memories (none when unset,
+            so one user's memories never leak into another's prompt).
+        token_limit: Token budget of the returned history.
+        memory_token_limit: Token budget of the injected memories message.
+        similarity_top_k: Memories searched for the injected message.
+
+    Example:
+        >>> memory = MemAdaptersMemory.from_defaults(path="./memories", user_id="u1")  # doctest: +SKIP
+        >>> agent = FunctionAgent(tools=[...], llm=llm)  # doctest: +SKIP
+        >>> await agent.run("hi", memory=memory)  # doctest: +SKIP
+    """
+
+    session_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Transcript id.")
+    user_id: str | None = Field(default=None, description="Owner of the memories.")
+    token_limit: int = Field(default=3000, gt=0, description="Token budget of the history.")
+    memory_token_limit: int = Field(default=600, ge=0, description="Token budget of recalled memories.")
+    similarity_top_k: int = Field(default=5, ge=0, description="Memories searched per get().")
+    context_prefix: str = Field(default=DEFAULT_CONTEXT_PREFIX, description="Heading of the memories message.")
+    tokenizer_fn: Callable[[str], list[Any]] = Field(
+        default_factory=get_tokenizer, exclude=True, description="Tokenizer used for budgets."
+    )
+
+    def __init__(self, engine: MemoryEngine | AsyncMemoryEngine | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._attach(engine)
+
+    def __bool__(self) -> bool:
+        # Agents test ``memory or default``: an empty memory must never be replaced.
+        return True
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name used by LlamaIndex serialisation."""
+        return "MemAdaptersMemory"
+
+    @classmethod
+    def from_defaults(  # type: ignore[override]
+        cls,
+        *,
+        engine: MemoryEngine | AsyncMemoryEngine | None = None,
+        session_id: str | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        **kwargs: Any,
+    ) -> MemAdaptersMemory:
+        """Create a memory; ``chat_history`` (if given) replaces the session's transcript.
+
+        Args:
+            engine: An existing engine (else created lazily from ``path``/``host``/``port``).
+            session_id: Transcript id (a fresh one when absent).
+            chat_history: Initial messages.
+            **kwargs: Any other field (``user_id``, ``path``, ``token_limit``...).
+        """
+        memory = cls(engine=engine, session_id=session_id or uuid.uuid4().hex, **kwargs)
+        if chat_history is not None:
+            memory.set(chat_history)
+        return memory
+
+    @property
+    def _tx(self) -> Transcript:
+        return Transcript(self.tenant_id, self.user_id)
+
+    def _count(self, messages: Sequence[ChatMessage]) -> int:
+        return len(self.tokenizer_fn(" ".join(str(m.content) for m in messages)))
+
+    def _query(self, input: Any, history: list[ChatMessage]) -> str:
+        if isinstance(input, ChatMessage):
+            input = message_text(input)
+        if isinstance(input, str) and input.strip():
+            return input
+        for message in reversed(history):
+            if message.role == MessageRole.USER and message_text(message).strip():
+                return message_text(message)
+        return ""
+
+    def _recall_filter(self) -> dict[str, Any]:
+        # This session's turns are already in the history; its derived facts are not.
+        return {"$or": [{"session_id": {"$ne": self.session_id}}, {"kind": {"$ne": "turn"}}]}
+
+    def _pack(self, items: list[MemoryItem]) -> ChatMessage | None:
+        budget = self.memory_token_limit - len(self.tokenizer_fn(f"{MEMORY_TAG}\n{self.context_prefix}\n{MEMORY_END_TAG}"))
+        lines: list[str] = []
+        for item in items:  # best first: stop adding once the budget is spent
+            line = _line(item)
+            cost = len(self.tokenizer_fn(line))
+            if cost > budget:
+                continue
+            lines.append(line)
+            budget -= cost
+        if not lines:
+            return None
+        body = "\n".join(lines)
+        return ChatMessage(role=MessageRole.SYSTEM, content=f"{MEMORY_TAG}\n{self.context_prefix}\n{body}\n{MEMORY_END_TAG}")
+
+    async def _aget(self, aengine: AsyncMemoryEngine, input: Any) -> list[ChatMessage]:
+        history = trim_history(
+            await self._tx.messages(aengine, self.session_id, "active"), self.token_limit, self._count
+        )
+        query = self._query(input, history)
+        if not query or self.user_id is None or self.similarity_top_k == 0 or self.memory_token_limit == 0:
+            return history
+        found = await aengine.search(
+            query, tenant_id=self.tenant_id, user_id=self.user_id, k=self.similarity_top_k,
+            filters=self._recall_filter(),
+        )  # fmt: skip
+        injected = self._pack(found.results)
+        return history if injected is None else [injected, *history]
+
+    @staticmethod
+    def _own(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        # The recalled-memories message is derived: storing it would feed it back forever.
+        return [m for m in messages if not is_memory_message(m)]
+
+    # ---------------------------------------------------------------- sync
+
+    def get(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+        """History within ``token_limit``, preceded by recalled memories for ``input``.
+
+        Args:
+            input: Query for recall (default: the last user message).
+            **kwargs: Ignored (interface compatibility).
+        """
+        return self._run(lambda e: self._aget(e, input))
+
+    def get_all(self) -> list[ChatMessage]:
+        """The whole session transcript (no recalled memories)."""
+        return self._run(lambda e: self._tx.messages(e, self.session_id))
+
+    def put(self, message: ChatMessage) -> None:
+        """Append a message (the recalled-memories message is skipped)."""
+        self.put_messages([message])
+
+    def put_messages(self, messages: list[ChatMessage]) -> None:
+        """Append messages as one atomic batch."""
+        own = self._own(messages)
+        if own:
+            self._run(lambda e: self._tx.append(e, self.session_id, own))
+
+    def set(self, messages: list[ChatMessage]) -> None:
+        """Replace the session transcript."""
+        own = self._own(messages)
+        self._run(lambda e: self._tx.replace(e, self.session_id, own))
+
+    def reset(self) -> None:
+        """Delete the session transcript (the user's other sessions are kept)."""
+        self._run(lambda e: self._tx.clear(e, self.session_id))
+
+    # ---------------------------------------------------------------- async
+
+    async def aget(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+        """Async :meth:`get`."""
+        return await self._arun(lambda e: self._aget(e, input))
+
+    async def aget_all(self) -> list[ChatMessage]:
+        """Async :meth:`get_all`."""
+        return await self._arun(lambda e: self._tx.messages(e, self.session_id))
+
+    async def aput(self, message: ChatMessage) -> None:
+        """Async :meth:`put`."""
+        await self.aput_messages([message])
+
+    async def aput_messages(self, messages: list[ChatMessage]) -> None:
+        """Async :meth:`put_messages`."""
+        own = self._own(messages)
+        if own:
+            await self._arun(lambda e: self._tx.append(e, self.session_id, own))
+
+    async def aset(self, messages: list[ChatMessage]) -> None:
+        """Async :meth:`set`."""
+        own = self._own(messages)
+        await self._arun(lambda e: self._tx.replace(e, self.session_id, own))
+
+    async def areset(self) -> None:
+        """Async :meth:`reset`."""
+        await self._arun(lambda e: self._tx.clear(e, self.session_id))
