@@ -48,8 +48,8 @@ def all_items(engine: MemoryEngine, tenant_id: str = "default") -> list[MemoryIt
 
 
 def test_public_api_names_importable():
-    for name in ("MemoryEngine", "AsyncMemoryEngine", "Turn", "Scope", "WriteResult", "RecordResult",
-                 "AddResult", "MemoryItem", "Page", "HistoryEntry", "EraseReceipt", "SearchResult"):  # fmt: skip
+    names = "MemoryEngine AsyncMemoryEngine Turn Scope WriteResult RecordResult AddResult MemoryItem"
+    for name in (*names.split(), "Page", "HistoryEntry", "EraseReceipt", "SearchResult"):
         assert hasattr(mem_adapters, name), name
         assert name in mem_adapters.__all__
     assert Scope().tenant_id == "default"
@@ -340,23 +340,39 @@ def test_list_filters(engine):
     assert engine.list({"$or": [{"session_id": "s2"}, {"role": "assistant"}]}).count == 4
 
 
-def test_update_text_reembeds_and_records_history(engine):
-    res = engine.remember([{"role": "user", "text": "I live in Berlin", "timestamp": ts(0)}], session_id="s")
-    tid = res.active_ids[0]
-    updated = engine.update(tid, text="I moved to a farm with goats and chickens")
-    assert updated.text == "I moved to a farm with goats and chickens"
-    assert updated.version == 2
-    got = engine.get(tid)
-    assert got.text == updated.text and got.kind == "turn" and got.seq == engine.get_many([tid])[0].seq
-    hist = engine.history(tid)
-    assert all(isinstance(h, HistoryEntry) for h in hist)
-    assert [h.text for h in hist] == ["I live in Berlin", "I moved to a farm with goats and chickens"]
-    assert [h.version for h in hist] == [1, 2]
-    # Re-embedded: the new text is what search matches, with a near-perfect score.
-    hits = engine.search("farm animals: goats and chickens", session_id="s", k=1)
-    assert hits.results[0].id == tid
-    exact = engine.search("I moved to a farm with goats and chickens", session_id="s", k=1)
-    assert exact.results[0].score == pytest.approx(1.0, abs=1e-3)
+def test_update_text_reembeds_and_records_history(tmp_path, embedder):
+    import chromadb
+    import numpy as np
+
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    engine = MemoryEngine(client=client, embedder=embedder)
+    try:
+        res = engine.remember(
+            [{"role": "user", "text": "I live in Berlin", "timestamp": ts(0)},
+             {"role": "user", "text": "I like jazz", "timestamp": ts(1)}],
+            session_id="s",
+        )  # fmt: skip
+        tid = res.active_ids[0]
+        seq_before = engine.get(tid).seq
+        updated = engine.update(tid, text="I moved to a farm with goats and chickens")
+        assert updated.text == "I moved to a farm with goats and chickens"
+        assert updated.version == 2
+        got = engine.get(tid)
+        assert got.text == updated.text and got.kind == "turn" and got.seq == seq_before
+        assert [m.id for m in engine.get_messages("s")] == res.active_ids  # position kept
+        hist = engine.history(tid)
+        assert all(isinstance(h, HistoryEntry) for h in hist)
+        assert [h.text for h in hist] == ["I live in Berlin", "I moved to a farm with goats and chickens"]
+        assert [h.version for h in hist] == [1, 2]
+        # Re-embedded: Chroma holds the new text's vector.
+        (col,) = [c for c in client.list_collections() if c.name.endswith("-mem")]
+        stored = client.get_collection(col.name).get(ids=[tid], include=["embeddings"])["embeddings"][0]
+        want = embedder.embed_query("I moved to a farm with goats and chickens")
+        assert float(np.dot(stored, want)) > 0.9999
+        hits = engine.search("farm animals: goats and chickens", session_id="s", k=1)
+        assert hits.results[0].id == tid
+    finally:
+        engine.close()
 
 
 def test_update_metadata_merges_and_none_deletes(engine):
@@ -493,7 +509,8 @@ def test_search_scope_and_filters(engine):
 def test_erase_user_receipt_counts_everything(engine):
     t = "erase-t"
     w = engine.remember(
-        [{"role": "user", "text": "I have two cats", "timestamp": ts(0), "observations": ["User has two cats"]},
+        [{"role": "user", "text": "I have two cats", "timestamp": ts(0),
+          "observations": ["User has two cats"]},
          {"role": "assistant", "text": "Lovely!", "timestamp": ts(1)},
          {"role": "user", "text": "And a parrot", "timestamp": ts(2)}],
         session_id="s", user_id="u1", tenant_id=t,
