@@ -1,0 +1,434 @@
+"""The default, LLM-free extractor: rules over first-person statements.
+
+It reads each sentence a person says about themselves ("I moved to Berlin", "my sister Ana
+lives in Lisbon", "I'm allergic to peanuts", "Lost my job yesterday") and turns it into a
+standalone third-person fact ("Jon lost his job as a banker (on 19 January 2023)"), typed and
+keyed by ``subject``/``predicate`` so later statements can supersede it. Dates stated relative
+to the turn ("yesterday", "last week") are resolved against the turn's timestamp.
+
+What it deliberately skips: questions, reactions and small talk ("I'm so happy for you",
+"I agree"), assistant turns, and sentences without enough content words.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from ..chunking import split_sentences
+from .dates import resolve_date
+from .types import ExtractedFact, TurnInput
+
+logger = logging.getLogger(__name__)
+
+NON_PERSON_ROLES = frozenset({"assistant", "ai", "system", "tool", "function", "bot", "model"})
+_USER_ROLES = frozenset({"user", "human", "me"})
+
+_STOP = frozenset(
+    """a an the and or but so if then than that this these those it its it's is are was were be been being
+    am i i'm i've i'd i'll me my mine myself we we're we've our ours us you you're your yours he she they
+    them their his her to of in on at for with from by about as into over after before up down out off
+    just really very so too also totally definitely actually pretty quite much more most some any all
+    not no yes do does did done have has had having will would could should can can't don't didn't
+    won't gonna wanna gotta get got go going went lot lots thing things stuff what when where who why how
+    oh wow hey hi hello yeah yep yup ok okay thanks thank sure well like love great good awesome cool
+    nice amazing fun glad happy sorry know think feel felt mean means one there here now today still""".split()
+)
+
+# Reactions and small talk about the other person: never facts about the speaker.
+_REACTION = re.compile(
+    r"^(?:\W*(?:oh|wow|yeah|yes|haha|aw+|hey|hi|omg|man|ah|ha|ooh|whoa|woah|so|well|thanks|thank you|totally|"
+    r"absolutely|definitely|agreed?|true|right|sure|cool|nice|great|awesome|[a-z]+!)\W*)*"
+    r"(?:i(?:'m| am) (?:so |really |super |very |just )*(?:glad|happy|sorry|proud|thrilled|stoked|excited|"
+    r"impressed|touched|grateful|thankful) (?:for you|to hear|you|that you|about that|for your|it)|"
+    r"i (?:totally |completely |really |definitely |so )?(?:agree|understand|get it|get you|know what you|"
+    r"know how|bet|hope you|wish you|can imagine|can't imagine|appreciate|admire|see what you|"
+    r"can tell|can see|believe in you|feel you)|"
+    r"i(?:'m| am) here for you|i(?:'d| would) love to (?:see|hear)|i can't wait to (?:see|hear)|"
+    r"(?:i )?(?:love|like) (?:that|this|it|those|these|your|how you)\b|i think (?:it's|that's|you|that is))",
+    re.I,
+)
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|myself|mine)\b", re.I)
+_WE = re.compile(r"\b(?:we|we're|we've|our|us)\b", re.I)
+_QUESTION_START = re.compile(
+    r"^(?:what|who|where|when|why|how|do|does|did|are|is|was|were|can|could|would|will|have|has|any|got)\b",
+    re.I,
+)
+
+_PAST_IRREGULAR = frozenset(
+    """was were went got saw made took came found began bought brought thought felt left met ran wrote gave
+    told said knew lost won kept heard taught sat spent built sold paid sent became ate drank drove flew grew
+    threw wore chose fell forgot hit put quit set cut let hurt did had could would should will can might
+    must may shall used caught fought held led meant read rode sang slept spoke stood swam understood woke
+    began broke dealt drew dug fed forgave hid hung lay lit shot shut sank stuck stung swore swept tore
+    won't don't can't didn't wasn't haven't hadn't wouldn't couldn't shouldn't""".split()
+)
+_ADVERBS = frozenset(
+    """just really also recently finally actually always never still usually totally definitely
+    already even often sometimes absolutely truly honestly seriously literally only mostly
+    kinda sorta""".split()
+)
+
+
+def _conjugate(word: str) -> str:
+    """Third-person singular of a present-tense verb (``love`` -> ``loves``)."""
+    low = word.lower()
+    special = {"am": "is", "have": "has", "do": "does", "go": "goes", "wanna": "wants to", "gotta": "has to",
+               "gonna": "is going to", "'m": " is", "was": "was"}  # fmt: skip
+    if low in special:
+        return special[low]
+    if low in _PAST_IRREGULAR or low.endswith(("ed", "ing")) or not low.isalpha():
+        return word
+    if low.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return word + "es"
+    if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+_CASUAL_START = re.compile(
+    r"^(?:just|finally|recently|lost|got|went|started|finished|moved|gonna|wanna|gotta|bought|joined|took|"
+    r"made|visited|quit|adopted|been|had|did|love|loving|working|thinking|planning|trying|hoping|"
+    r"heading|looking|getting|going)\b",
+    re.I,
+)
+
+
+def to_third_person(sentence: str, name: str) -> str:
+    """Rewrite a first-person sentence about ``name`` in the third person.
+
+    Example:
+        >>> to_third_person("I love hiking with my dog.", "Ana")
+        "Ana loves hiking with Ana's dog."
+    """
+    s = sentence.strip()
+    s = re.sub(r"\bI'm\b|\bI am\b", f"{name} is", s)
+    s = re.sub(r"\bI've\b", f"{name} has", s)
+    s = re.sub(r"\bI'd\b", f"{name} would", s)
+    s = re.sub(r"\bI'll\b", f"{name} will", s)
+
+    def verb(m: re.Match[str]) -> str:
+        adverbs, word = m.group(1) or "", m.group(2)
+        return f"{name} {adverbs}{_conjugate(word)}"
+
+    s = re.sub(r"\bI ((?:(?:" + "|".join(_ADVERBS) + r") )*)([A-Za-z']+)", verb, s)
+    s = re.sub(r"\bI\b", name, s)
+    s = re.sub(r"\bmy\b", f"{name}'s", s, flags=re.I)
+    s = re.sub(r"\bmine\b", f"{name}'s", s, flags=re.I)
+    s = re.sub(r"\bmyself\b", "themself", s, flags=re.I)
+    s = re.sub(r"\bme\b", name, s, flags=re.I)
+    # Casual speech drops the subject ("Lost my job yesterday", "Gonna start a studio").
+    if not s.startswith(name) and _CASUAL_START.match(s):
+        head, _, tail = s.partition(" ")
+        s = f"{name} {_conjugate(head.lower())} {tail}".strip()
+    s = s[0].upper() + s[1:]
+    return s.rstrip(" ,;:-") if s[-1:] in ".!" else s.rstrip(" ,;:-") + "."
+
+
+def _clause(text: str, limit: int = 12) -> str:
+    """The object clause starting at ``text``, cut at the first clause boundary."""
+    cut = re.split(r"[,.;!?()]| - | but | because | cause | 'cause | since | so that | and i | and it | which ", text)[0]
+    words = cut.split()
+    return " ".join(words[:limit]).strip(" '\"")
+
+
+def _key(text: str, n: int = 4) -> str:
+    """A short normalised key of a phrase (content words), for predicates."""
+    words = [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _STOP]
+    return " ".join(words[:n]) or text.lower().strip()[:30]
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _STOP and len(w) > 2]
+
+
+_ENTITY = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-zA-Z'&-]+(?:\s+(?:of\s+)?[A-Z][a-zA-Z'&-]+)*)")
+_NOT_ENTITY = frozenset(
+    """I I'm I've I'd I'll Hey Hi Wow Oh Yeah Yes No Thanks Thank Okay OK Sure Cool Awesome Great Nice
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July
+    August September October November December Mom Dad Lol Omg""".split()
+)
+
+
+def entities(text: str) -> list[str]:
+    """Capitalised names mentioned mid-sentence (people, places, organisations, titles)."""
+    out: list[str] = []
+    for m in _ENTITY.finditer(text):
+        ent = m.group(1).strip("'")
+        if ent not in _NOT_ENTITY and ent.split()[0] not in _NOT_ENTITY and ent not in out:
+            out.append(ent)
+    return out
+
+
+_POLARITY = {
+    "love": "loves", "adore": "loves", "like": "likes", "enjoy": "enjoys", "prefer": "prefers",
+    "hate": "hates", "dislike": "dislikes", "can't stand": "dislikes", "don't like": "dislikes",
+    "do not like": "dislikes", "don't enjoy": "dislikes", "am into": "likes", "'m into": "likes",
+    "'m a big fan of": "loves", "am a big fan of": "loves", "'m a fan of": "likes", "am a fan of": "likes",
+    "'m passionate about": "loves", "am passionate about": "loves", "no longer like": "dislikes",
+    "don't eat": "avoids", "never eat": "avoids", "stopped eating": "avoids",
+}  # fmt: skip
+_SUBJ = r"(?:\bi|^)"
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("name", re.compile(r"\bmy name is (?P<v>[A-Z][\w'-]+(?: [A-Z][\w'-]+)?)")),
+    ("age", re.compile(r"\bi(?:'m| am) (?P<v>\d{1,3}) (?:years? old|yo)\b|\bi (?:just )?turned (?P<v2>\d{1,3})\b", re.I)),
+    ("lives_in", re.compile(r"\bi (?:currently |now |still |also )?live (?:in|at|near) (?P<v>[^,.;!?]+)", re.I)),
+    ("moved_to", re.compile(r"(?:\bi (?:just |recently |finally )?|^(?:just |finally )?)(?:moved|relocated) (?:to|into) (?P<v>[^,.;!?]+)", re.I)),
+    ("from", re.compile(r"\bi(?:'m| am) (?:originally )?from (?P<v>[A-Z][^,.;!?]+)|\bi grew up in (?P<v2>[^,.;!?]+)", re.I)),
+    ("works_as", re.compile(r"\bi (?:work|am working|'m working) as (?:an? )?(?P<v>[^,.;!?]+)|\bmy job is (?:an? )?(?P<v2>[^,.;!?]+)|\bi(?:'m| am) an? (?P<v3>(?:\w+ )?(?:teacher|nurse|doctor|engineer|developer|designer|lawyer|artist|writer|student|chef|manager|banker|counselor|musician|dancer|photographer|accountant|scientist|programmer|consultant|painter|architect|therapist|pharmacist|entrepreneur|freelancer|volunteer|researcher|professor|analyst))\b", re.I)),
+    ("works_at", re.compile(r"\bi (?:work|am working|'m working) (?:at|for) (?P<v>[^,.;!?]+)|(?:\bi |^)(?:just )?(?:got|started|landed|accepted) a (?:new )?(?:job|position|role) (?:at|with) (?P<v2>[^,.;!?]+)", re.I)),
+    ("job_status", re.compile(r"(?:\bi |^)(?:just )?(?P<v>lost|quit|left) my job\b|\bi(?:'m| am|'ve been) (?P<v2>unemployed|laid off|fired|retired)\b", re.I)),
+    ("studies", re.compile(r"\bi(?:'m| am)? (?:studying|majoring in) (?P<v>[^,.;!?]+)|\bi study (?P<v2>[^,.;!?]+)", re.I)),
+    ("allergy", re.compile(r"\bi(?:'m| am) (?P<neg>not )?allergic to (?P<v>[^,.;!?]+)", re.I)),
+    ("diet", re.compile(r"\bi(?:'m| am) (?:a |now a |now )?(?P<v>vegetarian|vegan|pescatarian|gluten[- ]free|lactose intolerant)\b", re.I)),
+    ("marital_status", re.compile(r"\bi(?:'m| am| got| just got) (?P<v>married|engaged|divorced|single|separated|widowed)\b", re.I)),
+    ("partner", re.compile(r"\bmy (?P<rel>wife|husband|partner|boyfriend|girlfriend|fianc[ée]e?|spouse)(?:'s name is|,| is named| named| is called)? (?P<v>[A-Z][a-z]+)?", re.I)),
+    ("relation", re.compile(r"\bmy (?P<rel>sister|brother|mom|mother|dad|father|son|daughter|kids?|children|cousin|aunt|uncle|grandma|grandmother|grandpa|grandfather|niece|nephew|friend|best friend|roommate|boss|colleague|dog|cat|puppy|kitten|pet)(?:'s name is|,| named| called|) (?P<v>[A-Z][a-z]+)\b", re.I)),
+    ("children", re.compile(r"\bi have (?P<v>\d+|one|two|three|four|five) (?:kids|children|sons|daughters)\b", re.I)),
+    ("pet", re.compile(r"\bi (?:have|got|adopted) an? (?:new )?(?P<v>dog|cat|puppy|kitten|parrot|hamster|rabbit|bunny|fish|turtle|snake)\b", re.I)),
+    ("favorite", re.compile(r"\bmy (?:all[- ]time )?(?:favou?rite|fave?|fav|top pick for) (?P<cat>[\w ]{2,30}?) (?:is|are|has to be|would be) (?P<v>[^,.;!?]+)", re.I)),
+    ("favorite_rev", re.compile(r"\b(?P<v>[\w' ]{2,40}) (?:is|are) my (?:all[- ]time )?(?:favou?rite|fave?|fav|top pick)(?: (?P<cat>[\w ]{2,20}))?", re.I)),
+    ("preference", re.compile(r"(?:\bi(?: really| absolutely| totally| just| also| still| truly| do)? |^(?:really |totally )?)(?P<pol>love|adore|like|enjoy|prefer|hate|dislike|can't stand|don't like|do not like|don't enjoy|no longer like|don't eat|never eat|stopped eating|'m into|am into|'m a big fan of|am a big fan of|'m a fan of|am a fan of|'m passionate about|am passionate about) (?P<v>[^,.;!?]+)", re.I)),
+    ("plans", re.compile(r"\bi(?:'m| am)? (?:planning|going|hoping|about|aiming|trying|preparing|getting ready) (?:on |to )(?P<v>[^,.;!?]+)|\bi (?:plan|intend|want|hope|aim|decided|need) to (?P<v2>[^,.;!?]+)|\b(?:i'm |i am |)?(?:gonna|wanna) (?P<v3>[^,.;!?]+)|\bi(?:'ll| will) (?P<v4>[^,.;!?]+)|\bi(?:'m| am) thinking (?:of|about) (?P<v5>[^,.;!?]+)|\bmy (?:plan|goal|dream) is to (?P<v6>[^,.;!?]+)", re.I)),
+]  # fmt: skip
+
+_PAST_EVENT = re.compile(
+    r"(?:\bi (?:just |recently |finally |also |actually |even |already )*|^(?:just |finally |recently )?)"
+    r"(?P<verb>went|visited|started|finished|got|bought|joined|took|tried|made|ran|attended|adopted|painted|"
+    r"won|lost|met|saw|watched|read|wrote|learned|learnt|built|created|launched|opened|signed|volunteered|"
+    r"traveled|travelled|moved|graduated|completed|received|celebrated|organized|hosted|baked|cooked|"
+    r"played|performed|competed|climbed|hiked|camped|drew|designed|published|sold|applied|passed|quit|"
+    r"left|found|discovered|picked up|enrolled|signed up|registered|gave|taught|helped|raised|donated|"
+    r"participated|spoke|presented|recorded|released|joined|rescued|planted|made|had|did|used to|"
+    r"have been|'ve been|'ve started|'ve got|have got|'ve never|have never|'ve always|have always|"
+    r"'ve just|'ve finally|'ve recently|'ve also)\b(?P<rest>[^.;!?]*)",
+    re.I,
+)
+_HAVE_STATE = re.compile(
+    r"\bi (?:have|own|keep|collect|play|practice|teach|volunteer|run|write|paint|draw|cook|bake|"
+    r"dance|sing|swim|hike|read|go to|attend|spend|take care of|look after|support|am|'m)\b(?P<rest>[^.;!?]*)"
+    r"|\bmy (?P<what>[a-z]+(?: [a-z]+)?) (?:is|are|was|were|has|have|had) (?P<rest2>[^.;!?]+)",
+    re.I,
+)
+
+_FACT_TYPES = {
+    "name": "profile", "age": "profile", "lives_in": "location", "moved_to": "location", "from": "profile",
+    "works_as": "work", "works_at": "work", "job_status": "work", "studies": "profile", "allergy": "profile",
+    "diet": "preference", "marital_status": "relationship", "partner": "relationship",
+    "relation": "relationship", "children": "relationship", "pet": "relationship", "favorite": "preference",
+    "favorite_rev": "preference", "preference": "preference", "plans": "plan",
+}  # fmt: skip
+
+
+def subject_name(role: str) -> tuple[str, str]:
+    """``(subject key, display name)`` of a speaker: ``"user"`` for generic user roles."""
+    r = role.strip()
+    if r.lower() in _USER_ROLES:
+        return "user", "The user"
+    return r.lower(), r
+
+
+class RuleExtractor:
+    """LLM-free fact extractor over first-person statements (the default).
+
+    Args:
+        min_content_words: Sentences with fewer content words are ignored as small talk.
+        include_roles: Also extract from these roles even if they look non-human.
+        max_facts_per_turn: Cap on facts from one turn (the most specific first).
+
+    Example:
+        >>> from mem_adapters.enrichment import RuleExtractor, TurnInput
+        >>> facts = RuleExtractor().extract([TurnInput(id="t1", role="user", text="I moved to Berlin.")])
+        >>> (facts[0].predicate, facts[0].value)
+        ('lives_in', 'Berlin')
+    """
+
+    def __init__(
+        self, *, min_content_words: int = 2, include_roles: Sequence[str] = (), max_facts_per_turn: int = 4
+    ) -> None:
+        self.min_content_words = min_content_words
+        self.include_roles = {r.lower() for r in include_roles}
+        self.max_facts_per_turn = max_facts_per_turn
+
+    def extract(
+        self,
+        turns: Sequence[TurnInput],
+        *,
+        context: Sequence[TurnInput] = (),
+        custom_instructions: str | None = None,
+    ) -> list[ExtractedFact]:
+        """Facts stated by the speakers of ``turns`` about themselves.
+
+        ``custom_instructions`` containing ``"focus on <words>"`` also keeps sentences that
+        mention those words even when they are not first-person.
+        """
+        focus = _focus_terms(custom_instructions)
+        out: list[ExtractedFact] = []
+        for turn in turns:
+            role = turn.role.strip().lower()
+            if role in NON_PERSON_ROLES and role not in self.include_roles:
+                continue
+            facts: list[ExtractedFact] = []
+            seen: set[tuple[str, str]] = set()
+            for sentence in _sentences(turn.text):
+                for fact in self.extract_sentence(sentence, turn, focus=focus):
+                    k = (fact.predicate, fact.value.lower())
+                    if k not in seen:
+                        seen.add(k)
+                        facts.append(fact)
+            facts.sort(key=lambda f: -f.confidence)
+            out.extend(facts[: self.max_facts_per_turn])
+        return out
+
+    def extract_sentence(
+        self, sentence: str, turn: TurnInput, *, focus: Sequence[str] = ()
+    ) -> list[ExtractedFact]:
+        """Facts of one sentence spoken in ``turn`` (first person, or third person about a name)."""
+        subject, name = subject_name(turn.role)
+        s = sentence.strip()
+        third = _third_person_subject(s, turn.role)
+        if third is not None:
+            # An observation like "Caroline moved to Berlin": read it as its subject's own words.
+            subject, name, s = third
+        if s.endswith("?") or _QUESTION_START.match(s) and "?" in turn.text:
+            return []
+        lowered = s.lower()
+        focused = any(w in lowered for w in focus)
+        first_person = bool(_FIRST_PERSON.search(s)) or bool(_WE.search(s)) and _has_event_verb(s)
+        casual = bool(re.match(r"^(?:just |finally |recently )?(?:lost|got|went|started|finished|moved|gonna|"
+                               r"wanna|bought|joined|took|made|visited|quit|adopted)\b", s, re.I))  # fmt: skip
+        if not (first_person or casual or focused):
+            return []
+        if _REACTION.match(s) and not focused:
+            return []
+        if len(_content_words(s)) < self.min_content_words:
+            return []
+        when = turn.timestamp
+        resolved = resolve_date(s, when)
+        facts: list[ExtractedFact] = []
+        ents = entities(s)
+        # Observations are already standalone third-person text; first-person speech is rewritten.
+        text = sentence.strip() if third is not None else to_third_person(s, name)
+        if resolved is not None and resolved.phrase.lower() not in text.lower():
+            text = f"{text.rstrip('.')} ({resolved.phrase})."
+
+        def add(pred: str, value: str, ftype: str, conf: float) -> None:
+            value = value.strip(" '\"")
+            if not value:
+                return
+            facts.append(ExtractedFact(
+                text=text, fact_type=ftype, subject=subject, predicate=pred, value=value,
+                event_date=resolved.iso if resolved else None, confidence=conf,
+                source_turn_ids=[turn.id], entities=ents,
+            ))  # fmt: skip
+
+        for pred, pattern in _PATTERNS:
+            m = pattern.search(s)
+            if not m:
+                continue
+            groups = {k: v for k, v in m.groupdict().items() if v}
+            value = next((groups[g] for g in ("v", "v2", "v3", "v4", "v5", "v6") if g in groups), "")
+            ftype = _FACT_TYPES[pred]
+            if pred == "preference":
+                value = _clause(value)
+                if len(_content_words(value)) == 0:
+                    continue
+                add(f"preference:{_key(value)}", _POLARITY.get(groups["pol"].lower(), groups["pol"].lower()),
+                    ftype, 0.8)  # fmt: skip
+            elif pred in ("favorite", "favorite_rev"):
+                cat = _key(groups.get("cat") or "thing", 3)
+                val = _clause(value, 8)
+                if pred == "favorite_rev" and len(val.split()) > 5:
+                    continue
+                add(f"favorite {cat}", val, ftype, 0.85)
+            elif pred == "allergy":
+                add(f"allergic_to:{_key(value)}", "no" if groups.get("neg") else "yes", ftype, 0.9)
+            elif pred == "partner":
+                add(groups["rel"].lower().replace("é", "e"), value or "has one", ftype, 0.8)
+            elif pred == "relation":
+                add("has", f"{groups['rel'].lower()} {value}", ftype, 0.75)
+            elif pred == "moved_to":
+                add("lives_in", _clause(value, 6), "location", 0.85)
+            elif pred == "job_status":
+                add("job_status", {"lost": "unemployed", "quit": "quit job", "left": "left job"}.get(
+                    value.lower(), value.lower()), ftype, 0.8)  # fmt: skip
+            elif pred == "plans":
+                value = _clause(value)
+                if len(_content_words(value)) < 1:
+                    continue
+                add("plans", value, ftype, 0.6)
+            else:
+                add(pred, _clause(value, 8), ftype, 0.85)
+        if not facts:
+            m = _PAST_EVENT.search(s)
+            if m and len(_content_words(m.group("rest") or "")) >= 1:
+                add("did", _clause(f"{m.group('verb')}{m.group('rest')}", 14), "event", 0.6)
+        if not facts:
+            m = _HAVE_STATE.search(s)
+            if m:
+                add("has" if m.group("what") is None else "said", _clause(s, 14), "profile", 0.5)
+        if not facts and (first_person or focused) and len(_content_words(s)) >= self.min_content_words + 1:
+            add("said", _clause(s, 16), "other", 0.4)
+        return facts
+
+
+def _has_event_verb(s: str) -> bool:
+    return bool(re.search(r"\bwe (?:went|visited|got|bought|took|had|did|made|adopted|moved|started|"
+                          r"traveled|travelled|camped|hiked|celebrated|watched)\b", s, re.I))  # fmt: skip
+
+
+def _third_person_subject(s: str, role: str) -> tuple[str, str, str] | None:
+    """For "Caroline moved to Berlin" (an observation), ``(subject, name, first-person text)``."""
+    m = re.match(r"^(?:The user|User|([A-Z][a-z]+))(?:'s)?\b", s)
+    if m is None:
+        return None
+    name = m.group(1) or "The user"
+    if name in _NOT_ENTITY or name.lower() in _STOP:
+        return None
+    if m.group(1) is not None and name.lower() != role.strip().lower() and role.strip().lower() not in _USER_ROLES:
+        # A name other than the speaker's: only treat it as a subject in observation-like text.
+        if not re.match(rf"^{name} (?:is|was|has|had|likes|loves|lives|moved|works|plans|went|wants|enjoys|"
+                        rf"prefers|hates|dislikes|got|started|lost)\b", s):  # fmt: skip
+            return None
+    elif m.group(1) is not None and not re.match(rf"^{name}(?:'s)? [a-z]", s):
+        return None
+    subject = "user" if name == "The user" else name.lower()
+    rest = s[m.end() :]
+    if rest.startswith("'s "):
+        first = "My " + rest[3:]
+    else:
+        words = rest.strip().split(" ", 1)
+        verb = words[0] if words else ""
+        base = {"is": "am", "has": "have", "does": "do", "goes": "go", "was": "was"}.get(verb)
+        if base is None:
+            if verb.endswith("ies"):
+                base = verb[:-3] + "y"
+            elif verb.endswith(("ches", "shes", "sses", "xes", "oes")):
+                base = verb[:-2]
+            elif verb.endswith("s") and not verb.endswith("ss"):
+                base = verb[:-1]
+            else:
+                base = verb
+        first = f"I {base} {words[1] if len(words) > 1 else ''}".strip()
+    first = re.sub(r"\b(?:her|his|their)\b", "my", first)
+    return subject, name, first
+
+
+def _sentences(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*\w+(?: \w+)?:\s+", "", line)  # "user: ..." transcript labels
+        for s in split_sentences(line):
+            # Long run-on sentences: split on " - " and "; " too.
+            out.extend(p.strip() for p in re.split(r" - |; | — ", s) if p.strip())
+    return out
+
+
+def _focus_terms(custom_instructions: str | None) -> list[str]:
+    if not custom_instructions:
+        return []
+    m = re.search(r"focus on (.+)", custom_instructions, re.I)
+    if not m:
+        return []
+    return [w.lower() for w in re.findall(r"[a-zA-Z]{3,}", m.group(1)) if w.lower() not in _STOP]
