@@ -47,7 +47,7 @@ from .models import (
     to_utc,
 )
 from .retrieval import Retriever
-from .store import AUX_VECTOR, ChromaStore, Collection, collection_names
+from .store import AUX_VECTOR, STAGING_SUFFIX, ChromaStore, Collection, collection_names
 
 logger = logging.getLogger(__name__)
 
@@ -260,9 +260,7 @@ class AsyncMemoryEngine:
         assert pair is not None
         token = uuid.uuid4().hex
         self.retriever.on_generation(tenant_id, token)
-        await pair[1].upsert(
-            ["__generation__"], [AUX_VECTOR], [""], [{"type": "generation", "token": token}]
-        )
+        await pair[1].upsert(["__generation__"], [AUX_VECTOR], [""], [{"type": "generation", "token": token}])
 
     async def generation(self, tenant_id: str) -> str | None:
         """The tenant's current store generation token."""
@@ -282,9 +280,7 @@ class AsyncMemoryEngine:
         await self.delete_records(tenant_id, got["ids"])
         return len(got["ids"])
 
-    async def _get_raw(
-        self, tenant_id: str, ids: list[str]
-    ) -> dict[str, tuple[str, dict[str, Any]]]:
+    async def _get_raw(self, tenant_id: str, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Live records by id: ``{id: (text, metadata)}``."""
         if not ids:
             return {}
@@ -316,9 +312,7 @@ class AsyncMemoryEngine:
                 parsed.append(t)
                 continue
             if not isinstance(t, dict):
-                raise ValidationError(
-                    f"turns[{i}]", f"must be a Turn or dict, got {type(t).__name__}"
-                )
+                raise ValidationError(f"turns[{i}]", f"must be a Turn or dict, got {type(t).__name__}")
             try:
                 parsed.append(Turn.model_validate(t))
             except pydantic.ValidationError as e:
@@ -547,17 +541,13 @@ class AsyncMemoryEngine:
             elif isinstance(pair, list | tuple) and len(pair) == 2:
                 user, assistant = pair
             else:
-                raise ValidationError(
-                    f"pairs[{i}]", "must be {'user':..., 'assistant':...} or a 2-tuple"
-                )
+                raise ValidationError(f"pairs[{i}]", "must be {'user':..., 'assistant':...} or a 2-tuple")
             if (
                 not isinstance(user, str)
                 or not isinstance(assistant, str)
                 or not (user.strip() or assistant.strip())
             ):
-                raise ValidationError(
-                    f"pairs[{i}]", "user and assistant must be strings, not both empty"
-                )
+                raise ValidationError(f"pairs[{i}]", "user and assistant must be strings, not both empty")
             if user.strip():
                 lines.append(f"{user_name or 'user'}: {user}")
             if assistant.strip():
@@ -796,9 +786,7 @@ class AsyncMemoryEngine:
         entries.sort(key=lambda e: (e.version, order.get(e.event, 0), e.at))
         return entries, md
 
-    async def history(
-        self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> list[HistoryEntry]:
+    async def history(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[HistoryEntry]:
         """Every version of a memory, oldest first (the current one last; a DELETE row if deleted).
 
         For facts, the supersession chain is followed both ways (``supersedes`` and
@@ -832,9 +820,7 @@ class AsyncMemoryEngine:
         text, md = await self._require(tenant_id, memory_id)
         return rec.to_item(memory_id, text, md)
 
-    async def get_many(
-        self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
-    ) -> list[MemoryItem]:
+    async def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
         """Memories by id, in the given order; unknown ids are skipped."""
         found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
         return [rec.to_item(i, *found[i]) for i in ids if i in found]
@@ -859,11 +845,7 @@ class AsyncMemoryEngine:
         """
         if isinstance(page, bool) or not isinstance(page, int) or page < 1:
             raise ValidationError("page", "must be an integer >= 1")
-        if (
-            isinstance(page_size, bool)
-            or not isinstance(page_size, int)
-            or not 1 <= page_size <= 1000
-        ):
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
             raise ValidationError("page_size", "must be an integer in 1..1000")
         where = all_of(
             _scope_where(tenant_id, sub_tenant_id, user_id, agent_id, session_id),
@@ -934,9 +916,7 @@ class AsyncMemoryEngine:
             {"status": status} if status is not None else None,
         )
         got = await pair[0].get(where=self.live(where), include=["metadatas"])
-        return sorted(
-            zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0])
-        )
+        return sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0]))
 
     async def count_turns(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
@@ -944,9 +924,7 @@ class AsyncMemoryEngine:
         """Number of turns in a session (optionally of one status)."""
         return len(await self._turn_index(tenant_id, session_id, status=status))
 
-    async def archive_oldest(
-        self, session_id: str, n: int, *, tenant_id: str = DEFAULT_TENANT
-    ) -> list[str]:
+    async def archive_oldest(self, session_id: str, n: int, *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
         """Archive the ``n`` oldest active turns of a session; returns their ids."""
         if n < 0:
             raise ValidationError("n", "must be >= 0")
@@ -1042,9 +1020,7 @@ class AsyncMemoryEngine:
         attrs = json.loads(md["attrs"]) if md.get("attrs") else {}
         attrs["last_event"] = "UPDATE"
         new_md.update(encoded)
-        new_md.update(
-            version=int(md.get("version", 1)) + 1, updated_at=time.time(), attrs=json.dumps(attrs)
-        )
+        new_md.update(version=int(md.get("version", 1)) + 1, updated_at=time.time(), attrs=json.dumps(attrs))
         new_text = old_text if text is None else text
         embeddings = None
         if text is None:
@@ -1062,12 +1038,8 @@ class AsyncMemoryEngine:
         """
         text, md = await self._require(tenant_id, memory_id)
         await self._append_history(tenant_id, memory_id, text, md)
-        await self._append_history(
-            tenant_id, memory_id, text, {**md, "updated_at": time.time()}, "DELETE"
-        )
-        await self.delete_records(
-            tenant_id, [memory_id, *await self._children(tenant_id, memory_id)]
-        )
+        await self._append_history(tenant_id, memory_id, text, {**md, "updated_at": time.time()}, "DELETE")
+        await self.delete_records(tenant_id, [memory_id, *await self._children(tenant_id, memory_id)])
 
     async def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
         """Delete a session's turns and everything derived from them; returns the count."""
@@ -1080,9 +1052,7 @@ class AsyncMemoryEngine:
         await self.delete_records(tenant_id, ids)
         return len(ids)
 
-    async def erase(
-        self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
-    ) -> EraseReceipt:
+    async def erase(self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None) -> EraseReceipt:
         """Erase a whole user (inside a tenant) or, with no ``user_id``, a whole tenant.
 
         Everything goes: turns, chunks, memories, derived facts/episodes, history rows, jobs.
@@ -1199,9 +1169,7 @@ class AsyncMemoryEngine:
                 raise ValidationError("as_of", str(e)) from e
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
-            return SearchResult(
-                query=query, mode=mode, results=[], context="" if mode == "context" else None
-            )
+            return SearchResult(query=query, mode=mode, results=[], context="" if mode == "context" else None)
         await self.purge_expired(tenant_id)
         return await self.retriever.search(
             tenant_id,
@@ -1242,15 +1210,11 @@ class AsyncMemoryEngine:
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> MemoryItem | None:
         """Close the session's open episode and return it (``None`` if nothing to close)."""
-        return await self._enrichment().end_session(
-            session_id, tenant_id=tenant_id, user_id=user_id
-        )
+        return await self._enrichment().end_session(session_id, tenant_id=tenant_id, user_id=user_id)
 
     # ------------------------------------------------------------------ migration
 
-    async def reembed(
-        self, embedder: Any = None, *, model_dir: str | os.PathLike[str] | None = None
-    ) -> int:
+    async def reembed(self, embedder: Any = None, *, model_dir: str | os.PathLike[str] | None = None) -> int:
         """Re-embed every stored text of every tenant with a new embedder; returns the count.
 
         Each tenant is copied into a staging collection first, so its data is never only in
@@ -1260,21 +1224,13 @@ class AsyncMemoryEngine:
         store = await self.store()
         total = 0
         for tenant_id in await store.tenants():
-            store.embedder_identity, store.dimension = (
-                self.embedder.identity,
-                self.embedder.dimension,
-            )
+            mem_name, _ = collection_names(tenant_id)
             store.forget(tenant_id)
-            # Open with the old embedder's identity: whatever it is, read what is there.
-            pair = await self.collections(tenant_id)
-            assert pair is not None
-            got = await pair[0].get(include=["documents", "metadatas"])
+            # Read whatever is stored, whichever embedder wrote it.
+            got = await (await store.get_raw(mem_name)).get(include=["documents", "metadatas"])
             ids, docs, metas = list(got["ids"]), list(got["documents"]), list(got["metadatas"])
             loop = asyncio.get_running_loop()
-            vectors = (
-                await loop.run_in_executor(self._cpu, new.embed_documents, docs) if docs else []
-            )
-            mem_name, _ = collection_names(tenant_id)
+            vectors = await loop.run_in_executor(self._cpu, new.embed_documents, docs) if docs else []
             meta = {
                 "ma_tenant": tenant_id,
                 "ma_role": "mem",
@@ -1282,15 +1238,15 @@ class AsyncMemoryEngine:
                 "ma_dim": new.dimension,
                 "ma_schema": 1,
             }
-            staging = await store.create_raw(f"{mem_name}-reembed", meta)
+            # Staging first: if the process dies after the drop below, open() restores from it.
+            staging = await store.create_raw(f"{mem_name}{STAGING_SUFFIX}", meta)
             if ids:
                 await staging.upsert(ids, vectors, docs, metas)
             await store.delete_raw(mem_name)
-            store.forget(tenant_id)
             target = await store.create_raw(mem_name, meta)
             if ids:
                 await target.upsert(ids, vectors, docs, metas)
-            await store.delete_raw(f"{mem_name}-reembed")
+            await store.delete_raw(f"{mem_name}{STAGING_SUFFIX}")
             total += len(ids)
         self.embedder = new
         store.embedder_identity, store.dimension = new.identity, new.dimension

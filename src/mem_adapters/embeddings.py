@@ -25,6 +25,11 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_DIR_ENV = "MEM_ADAPTERS_MODEL_DIR"
 CHROMA_CACHE_DIR = Path.home() / ".cache" / "chroma" / "onnx_models" / MODEL_NAME / "onnx"
 _REQUIRED_FILES = ("model.onnx", "tokenizer.json")
+_REMEDIES = (
+    "Provide it in one of three ways: (1) pass model_dir=... (or OnnxMiniLMEmbedder(model_dir=...)); "
+    f"(2) set {MODEL_DIR_ENV} to a folder holding model.onnx and tokenizer.json; (3) put Chroma's "
+    f"model files in {CHROMA_CACHE_DIR} (Chroma downloads them there when online)."
+)
 
 
 @runtime_checkable
@@ -58,9 +63,7 @@ def count_tokens(embedder: Any, texts: Sequence[str]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-def resolve_model_dir(
-    model_dir: str | os.PathLike[str] | None = None, *, download: bool = True
-) -> Path:
+def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
     """Find the all-MiniLM-L6-v2 ONNX files.
 
     Order: the explicit ``model_dir``; ``$MEM_ADAPTERS_MODEL_DIR``; Chroma's cache
@@ -81,7 +84,7 @@ def resolve_model_dir(
             # An explicit location that is wrong is an error, not a reason to fall back silently.
             raise ModelNotFoundError(
                 f"{label}={str(path)!r} does not contain {', '.join(_REQUIRED_FILES)} "
-                f"of the {MODEL_NAME} ONNX export."
+                f"of the {MODEL_NAME} ONNX export. {_REMEDIES}"
             )
     if all((CHROMA_CACHE_DIR / f).is_file() for f in _REQUIRED_FILES):
         return CHROMA_CACHE_DIR
@@ -95,12 +98,7 @@ def resolve_model_dir(
                 return CHROMA_CACHE_DIR
         except Exception as e:  # network down, permissions, chromadb internals changed
             tried.append(f"Chroma's downloader ({type(e).__name__}: {e})")
-    raise ModelNotFoundError(
-        f"The {MODEL_NAME} ONNX model was not found ({'; '.join(tried)}). Provide it in one of "
-        f"three ways: (1) pass model_dir=... (or OnnxMiniLMEmbedder(model_dir=...)); (2) set "
-        f"{MODEL_DIR_ENV} to a folder holding model.onnx and tokenizer.json; (3) put Chroma's "
-        f"model files in {CHROMA_CACHE_DIR} (Chroma downloads them there when online)."
-    )
+    raise ModelNotFoundError(f"The {MODEL_NAME} ONNX model was not found ({'; '.join(tried)}). {_REMEDIES}")
 
 
 class OnnxMiniLMEmbedder:

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 AUX_VECTOR = [1.0]  # aux records are never searched by vector; Chroma still needs one
 _PREFIX = "ma-"
+STAGING_SUFFIX = "-reembed"  # a tenant's copy while reembed() swaps its memory collection
 
 
 def collection_names(tenant_id: str) -> tuple[str, str]:
@@ -101,13 +102,9 @@ class ChromaStore:
         dimension: Vector length stored with each memory collection.
     """
 
-    def __init__(
-        self, client: Any, executor: Executor, embedder_identity: str, dimension: int
-    ) -> None:
+    def __init__(self, client: Any, executor: Executor, embedder_identity: str, dimension: int) -> None:
         self.client = client
-        self.is_async = inspect.iscoroutinefunction(
-            getattr(client, "get_or_create_collection", None)
-        )
+        self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
         self._executor = executor
         self.embedder_identity = embedder_identity
         self.dimension = dimension
@@ -124,9 +121,7 @@ class ChromaStore:
         except (ValueError, TypeError):
             raise  # argument errors are ours to surface unchanged
         except Exception as e:
-            if type(e).__module__.startswith("chromadb") or isinstance(
-                e, OSError | ConnectionError
-            ):
+            if type(e).__module__.startswith("chromadb") or isinstance(e, OSError | ConnectionError):
                 raise StoreError(f"Chroma call {getattr(fn, '__name__', fn)} failed: {e}") from e
             raise
 
@@ -161,9 +156,7 @@ class ChromaStore:
                 "the original embedder, or call engine.reembed() to migrate the stored texts."
             )
 
-    async def open(
-        self, tenant_id: str, *, create: bool = True
-    ) -> tuple[Collection, Collection] | None:
+    async def open(self, tenant_id: str, *, create: bool = True) -> tuple[Collection, Collection] | None:
         """The tenant's ``(mem, aux)`` collections; ``None`` if absent and ``create`` is false."""
         hit = self._cache.get(tenant_id)
         if hit is not None:
@@ -173,7 +166,11 @@ class ChromaStore:
             if hit is not None:
                 return hit
             mem_name, aux_name = collection_names(tenant_id)
-            if not create and mem_name not in await self.list_collection_names():
+            names = set(await self.list_collection_names())
+            if mem_name not in names and f"{mem_name}{STAGING_SUFFIX}" in names:
+                await self._recover_staging(mem_name)
+                names.add(mem_name)
+            if not create and mem_name not in names:
                 return None
             mem = await self._run(
                 self.client.get_or_create_collection,
@@ -193,6 +190,22 @@ class ChromaStore:
             pair = (Collection(mem, self._run, limit), Collection(aux, self._run, limit))
             self._cache[tenant_id] = pair
             return pair
+
+    async def _recover_staging(self, mem_name: str) -> None:
+        """Finish a migration that died after dropping the old collection: the staging copy is whole."""
+        staging = await self.get_raw(f"{mem_name}{STAGING_SUFFIX}")
+        logger.warning("recovering %s from its re-embedding staging copy", mem_name)
+        got = await staging.get(include=["embeddings", "documents", "metadatas"])
+        target = await self.create_raw(mem_name, staging.metadata)
+        if got["ids"]:
+            vectors = [list(map(float, v)) for v in got["embeddings"]]
+            await target.upsert(list(got["ids"]), vectors, list(got["documents"]), list(got["metadatas"]))
+        await self.delete_raw(f"{mem_name}{STAGING_SUFFIX}")
+
+    async def get_raw(self, name: str) -> Collection:
+        """Open an existing collection by name without the embedder check (migrations)."""
+        col = await self._run(self.client.get_collection, name, embedding_function=None)
+        return Collection(col, self._run, await self._batch_limit())
 
     async def list_collection_names(self) -> list[str]:
         """Names of every collection of this client's database."""
