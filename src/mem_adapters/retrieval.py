@@ -94,6 +94,9 @@ class RetrievalConfig:
         session_top: Items per session summed into the session's score.
         superseded_penalty: Multiplier of a superseded fact whose successor is not present.
         dedup_jaccard: Token-set Jaccard above which two hits count as duplicates.
+        session_diversity: When picking the final list, an item's score is multiplied by
+            this once per item already picked from its session (1.0 = off); spreads the top
+            ranks over sessions, which multi-session questions need.
     """
 
     dense_candidates: int = 60
@@ -111,6 +114,7 @@ class RetrievalConfig:
     session_top: int = 3
     superseded_penalty: float = 0.5
     dedup_jaccard: float = 0.9
+    session_diversity: float = 1.0
 
 
 @dataclass
@@ -379,6 +383,7 @@ class Retriever:
             result.facts = [i for i in used if i.kind == "fact"]
             result.episodes = [i for i in used if i.kind == "episode"]
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        result.stage_timings = timings  # pydantic copied the dict at construction
         return result
 
     def _score(
@@ -456,12 +461,22 @@ class Retriever:
         return scores
 
     def _select(self, idx: TenantIndex, scores: dict[str, float], k: int) -> list[MemoryItem]:
-        """Top ``k`` items, near-duplicates dropped (the better-ranked copy stays)."""
+        """Top ``k`` items, near-duplicates dropped, optionally spread over sessions."""
         cfg = self.config
+        pool = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
         kept: list[_Doc] = []
         seen_norm: set[str] = set()
+        per_session: dict[tuple[Any, ...], int] = {}
         out: list[MemoryItem] = []
-        for i, s in sorted(scores.items(), key=lambda x: (-x[1], x[0])):
+        div = cfg.session_diversity
+        while pool and len(out) < k:
+            if div < 1.0:
+                # Greedy pick (O(k x candidates)): the best score after the session discount.
+                at = max(range(len(pool)), key=lambda n: pool[n][1] * div ** per_session.get(
+                    idx.docs[pool[n][0]].session, 0))  # fmt: skip
+            else:
+                at = 0
+            i, s = pool.pop(at)
             d = idx.docs[i]
             if d.norm in seen_norm:
                 continue
@@ -473,9 +488,8 @@ class Retriever:
                 continue
             seen_norm.add(d.norm)
             kept.append(d)
+            per_session[d.session] = per_session.get(d.session, 0) + 1
             out.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))
-            if len(out) >= k:
-                break
         return out
 
 
