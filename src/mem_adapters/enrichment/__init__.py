@@ -7,6 +7,7 @@ LLM-free extractor) and :class:`LLMExtractor` (any LangChain chat model or Llama
 from __future__ import annotations
 
 from .dates import ResolvedDate, resolve_date
+from .inference import aextract_for_add, extract_for_add
 from .rules import RuleExtractor, entities, to_third_person
 from .types import (
     ACCUMULATING_PREDICATES,
@@ -16,9 +17,11 @@ from .types import (
     Extractor,
     TurnInput,
 )
+from .worker import Enricher, change_type, summarize_rules
 
 __all__ = [
     "ACCUMULATING_PREDICATES",
+    "Enricher",
     "EpisodeSummary",
     "ExtractedFact",
     "ExtractionError",
@@ -26,7 +29,11 @@ __all__ = [
     "ResolvedDate",
     "RuleExtractor",
     "TurnInput",
+    "aextract_for_add",
+    "change_type",
     "entities",
+    "extract_for_add",
     "resolve_date",
+    "summarize_rules",
     "to_third_person",
 ]

@@ -33,7 +33,8 @@ _STOP = frozenset(
     not no yes do does did done have has had having will would could should can can't don't didn't
     won't gonna wanna gotta get got go going went lot lots thing things stuff what when where who why how
     oh wow hey hi hello yeah yep yup ok okay thanks thank sure well like love great good awesome cool
-    nice amazing fun glad happy sorry know think feel felt mean means one there here now today still""".split()
+    nice amazing fun glad happy sorry know think feel felt mean means one there here now today still
+    last next week weekend month year yesterday tomorrow tonight ago recently""".split()
 )
 
 # Reactions and small talk about the other person: never facts about the speaker.
@@ -129,6 +130,7 @@ def to_third_person(sentence: str, name: str) -> str:
 def _clause(text: str, limit: int = 12) -> str:
     """The object clause starting at ``text``, cut at the first clause boundary."""
     cut = re.split(r"[,.;!?()]| - | but | because | cause | 'cause | since | so that | and i | and it | which ", text)[0]
+    cut = _TIME_TAIL.sub("", cut)
     words = cut.split()
     return " ".join(words[:limit]).strip(" '\"")
 
@@ -302,8 +304,8 @@ class RuleExtractor:
             return []
         if _REACTION.match(s) and not focused:
             return []
-        if len(_content_words(s)) < self.min_content_words:
-            return []
+        # Specific patterns carry their own evidence; the generic fallbacks need enough content.
+        enough = len(_content_words(s)) >= self.min_content_words
         when = turn.timestamp
         resolved = resolve_date(s, when)
         facts: list[ExtractedFact] = []
@@ -360,6 +362,8 @@ class RuleExtractor:
                 add("plans", value, ftype, 0.6)
             else:
                 add(pred, _clause(value, 8), ftype, 0.85)
+        if not facts and not enough:
+            return []
         if not facts:
             m = _PAST_EVENT.search(s)
             if m and len(_content_words(m.group("rest") or "")) >= 1:
@@ -421,8 +425,19 @@ def _sentences(text: str) -> list[str]:
         line = re.sub(r"^\s*\w+(?: \w+)?:\s+", "", line)  # "user: ..." transcript labels
         for s in split_sentences(line):
             # Long run-on sentences: split on " - " and "; " too.
-            out.extend(p.strip() for p in re.split(r" - |; | — ", s) if p.strip())
+            for part in re.split(r" - |; | — ", s):
+                # "I live in Paris and I love sushi": one fact per first-person clause.
+                out.extend(c.strip() for c in _CLAUSE_SPLIT.split(part) if c.strip())
     return out
+
+
+_CLAUSE_SPLIT = re.compile(r",? (?:and|but|so|plus) (?=(?:I|I'm|I've|I'll|I'd|my)\b)")
+_TIME_TAIL = re.compile(
+    r"\s+(?:(?:last|next|this|the past) (?:week|weekend|month|year|night|\w+day)|yesterday|today|tonight|"
+    r"tomorrow|recently|now|again|(?:a|an|one|two|three|few|couple of|\d+) \w+ ago|"
+    r"(?:in|on|since) (?:\d{4}|\w+ \d{4}|\d{1,2} \w+ \d{4}))\b.*$",
+    re.I,
+)
 
 
 def _focus_terms(custom_instructions: str | None) -> list[str]:

@@ -1,0 +1,768 @@
+"""The per-engine background worker that turns new turns into facts and episodes.
+
+Durability: all state lives in Chroma. Every turn is written with ``enrich="pending"``; a job
+record (``type="job"`` in the tenant's aux collection) tracks each batch. The worker marks a
+turn ``enrich="done"`` only after its facts and episode are written, and derived ids are
+deterministic, so a crash at any point is repaired by re-running the job: nothing is
+duplicated. On start the worker resumes unfinished job records and any pending turn no job
+covers (a crash between writing turns and recording their job).
+
+Order of writes in one job (each step idempotent):
+
+1. new facts (with their ``supersedes`` links), 2. superseded predecessors
+(``is_latest=False``), 3. episodes, 4. turns ``enrich="done"``, 5. the job record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+from .. import records as rec
+from ..errors import JobError
+from ..models import DEFAULT_TENANT, JobStatus, MemoryItem
+from ..store import AUX_VECTOR
+from .rules import _STOP, RuleExtractor
+from .types import ACCUMULATING_PREDICATES, EpisodeSummary, ExtractedFact, ExtractionError, TurnInput
+
+if TYPE_CHECKING:
+    from ..async_engine import AsyncMemoryEngine
+
+logger = logging.getLogger(__name__)
+
+SCOPE_FIELDS = ("tenant_id", "sub_tenant_id", "user_id", "agent_id", "session_id", "sub_session_id", "role")
+_POSITIVE = {"likes", "loves", "enjoys", "prefers", "adores", "yes"}
+_NEGATIVE = {"dislikes", "hates", "avoids", "no", "none"}
+
+
+def _norm(value: str) -> str:
+    return re.sub(r"\s+", " ", value.strip().lower())
+
+
+def change_type(old: str, new: str) -> str:
+    """How a new value relates to the one it supersedes: contradiction, refinement or update.
+
+    Example:
+        >>> change_type("likes", "dislikes"), change_type("Berlin", "Berlin Mitte"), change_type("Paris", "Rome")
+        ('contradiction', 'refinement', 'update')
+    """
+    o, n = _norm(old), _norm(new)
+    if (o in _POSITIVE and n in _NEGATIVE) or (o in _NEGATIVE and n in _POSITIVE):
+        return "contradiction"
+    if o.startswith("not ") != n.startswith("not ") or o.startswith("no ") != n.startswith("no "):
+        return "contradiction"
+    if (o in _POSITIVE and n in _POSITIVE) or (o in _NEGATIVE and n in _NEGATIVE):
+        return "refinement"
+    if o and n and (o in n or n in o):
+        return "refinement"
+    return "update"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def _cos(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+class Enricher:
+    """Background enrichment for one engine: facts, supersession and episodes.
+
+    Args:
+        extractor: A :class:`~mem_adapters.enrichment.Extractor` (default :class:`RuleExtractor`),
+            e.g. :class:`~mem_adapters.enrichment.LLMExtractor`.
+        custom_instructions: Passed to the extractor on every job.
+        max_attempts: Attempts per job before it stays ``failed``.
+        backoff: Seconds before the first retry (doubled for each further retry).
+        episode_gap: Seconds of silence that close an episode.
+        episode_max_turns: Turns after which an episode is closed.
+        topic_shift: A turn whose embedding has cosine similarity below this with the mean of
+            the episode's recent turns starts a new episode (once the episode has
+            ``min_episode_turns`` turns).
+        min_episode_turns: Turns an episode has before a topic shift may close it.
+        context_turns: Earlier turns of the session handed to extractors that want context.
+
+    Example:
+        >>> from mem_adapters import MemoryEngine
+        >>> engine = MemoryEngine("/tmp/mem", enricher=Enricher())  # doctest: +SKIP
+        >>> res = engine.remember([{"role": "user", "text": "I moved to Berlin"}], session_id="s")  # doctest: +SKIP
+        >>> engine.wait(res.passive_job_id, timeout=30).status  # doctest: +SKIP
+        'done'
+    """
+
+    def __init__(
+        self,
+        extractor: Any = None,
+        *,
+        custom_instructions: str | None = None,
+        max_attempts: int = 3,
+        backoff: float = 0.5,
+        episode_gap: float = 30 * 60,
+        episode_max_turns: int = 24,
+        topic_shift: float = 0.1,
+        min_episode_turns: int = 6,
+        context_turns: int = 6,
+    ) -> None:
+        self.extractor = extractor if extractor is not None else RuleExtractor()
+        self.custom_instructions = custom_instructions
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.episode_gap = episode_gap
+        self.episode_max_turns = episode_max_turns
+        self.topic_shift = topic_shift
+        self.min_episode_turns = min_episode_turns
+        self.context_turns = context_turns
+        self._engine: AsyncMemoryEngine | None = None
+        self._queue: deque[tuple[str, str, str]] = deque()  # (tenant, job id, session)
+        self._queued: set[str] = set()
+        self._current: tuple[str, str, str] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._resumed = False
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def engine(self) -> AsyncMemoryEngine:
+        """The bound engine."""
+        if self._engine is None:
+            raise JobError("Enricher is not bound to an engine")
+        return self._engine
+
+    def bind(self, engine: AsyncMemoryEngine) -> None:
+        """Attach to an engine; starts the worker (and resumes pending work) if a loop is running."""
+        if self._engine is not None and self._engine is not engine:
+            raise JobError("an Enricher serves exactly one engine")
+        self._engine = engine
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # started lazily on first use
+        self._ensure_worker()
+
+    def _ensure_worker(self) -> None:
+        if self._closed:
+            raise JobError("the enrichment worker is closed")
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return
+        if self._loop is not loop:
+            self._locks = {}  # asyncio locks belong to one loop
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._resumed = False
+        self._current = None
+        self._task = loop.create_task(self._run(), name="mem-adapters-enrichment")
+
+    async def aclose(self) -> None:
+        """Stop the worker; unfinished jobs stay pending in Chroma and resume on next start."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                if task.get_loop() is asyncio.get_running_loop():
+                    await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def _lock(self, tenant_id: str, session_id: str) -> asyncio.Lock:
+        key = (tenant_id, session_id)
+        if key not in self._locks:
+            self._locks[key] = asyncio.Lock()
+        return self._locks[key]
+
+    # ------------------------------------------------------------------ jobs
+
+    async def submit(self, tenant_id: str, session_id: str, turn_ids: Sequence[str]) -> str:
+        """Record a durable job for new turns and queue it; returns the job id."""
+        self._ensure_worker()
+        mem, _ = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        got = await mem.get(ids=list(turn_ids)[:1], include=["metadatas"])
+        user_id = got["metadatas"][0].get("user_id", "") if got["ids"] else ""
+        job_id = await self._create_job(tenant_id, session_id, user_id, list(turn_ids))
+        self._enqueue(tenant_id, job_id, session_id)
+        return job_id
+
+    async def _create_job(self, tenant_id: str, session_id: str, user_id: str, turn_ids: list[str]) -> str:
+        job_id = f"job_{uuid.uuid4().hex}"
+        _, aux = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        now = time.time()
+        await aux.upsert(
+            [job_id], [AUX_VECTOR], [json.dumps({"turn_ids": turn_ids})],
+            [{"type": "job", "tenant_id": tenant_id, "user_id": user_id, "session_id": session_id,
+              "status": "pending", "retrying": False, "attempts": 0, "error": "", "created_at": now,
+              "finished_at": 0.0, "turn_count": len(turn_ids)}],
+        )  # fmt: skip
+        return job_id
+
+    def _enqueue(self, tenant_id: str, job_id: str, session_id: str) -> None:
+        if job_id in self._queued:
+            return
+        self._queued.add(job_id)
+        self._queue.append((tenant_id, job_id, session_id))
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _job_row(self, tenant_id: str, job_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        pair = await self.engine.collections(tenant_id, create=False)
+        if pair is None:
+            return None
+        got = await pair[1].get(ids=[job_id], include=["documents", "metadatas"])
+        if not got["ids"] or got["metadatas"][0].get("type") != "job":
+            return None
+        return json.loads(got["documents"][0] or "{}"), got["metadatas"][0]
+
+    async def _set_job(self, tenant_id: str, job_id: str, **fields: Any) -> None:
+        _, aux = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        await aux.update_metadata([job_id], [fields])
+
+    async def job_status(self, job_id: str, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+        """State of a job, read from its durable record.
+
+        Raises:
+            JobError: no such job in this tenant.
+        """
+        self._ensure_worker()
+        row = await self._job_row(tenant_id, job_id)
+        if row is None:
+            raise JobError(f"unknown enrichment job {job_id!r} in tenant {tenant_id!r}")
+        doc, md = row
+        return JobStatus(
+            job_id=job_id,
+            status=md["status"],
+            session_id=md.get("session_id") or None,
+            turn_ids=doc.get("turn_ids", []),
+            attempts=int(md.get("attempts", 0)),
+            error=md.get("error") or None,
+            created_at=rec.from_epoch(md.get("created_at")),
+            finished_at=rec.from_epoch(md.get("finished_at")) if md.get("finished_at") else None,
+        )
+
+    async def wait(self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+        """Wait until the job is ``done`` or finally ``failed``; returns its status.
+
+        A job that is ``failed`` but still being retried is waited for. On timeout the current
+        (unfinished) status is returned.
+
+        Raises:
+            JobError: unknown job.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = await self.job_status(job_id, tenant_id=tenant_id)
+            final = status.status == "done" or (status.status == "failed" and status.attempts >= self.max_attempts)
+            if final or (deadline is not None and time.monotonic() >= deadline):
+                return status
+            self._raise_if_dead()
+            await asyncio.sleep(0.02)
+
+    async def wait_all(self, timeout: float | None = None) -> None:
+        """Wait until the queue is empty and pending work found at start-up is processed.
+
+        Raises:
+            JobError: the timeout passed first, or the worker died.
+        """
+        self._ensure_worker()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (self._resumed and not self._queue and self._current is None):
+            self._raise_if_dead()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobError(f"enrichment not finished after {timeout}s ({len(self._queue)} jobs queued)")
+            await asyncio.sleep(0.02)
+
+    def _raise_if_dead(self) -> None:
+        task = self._task
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            raise JobError(f"enrichment worker died: {task.exception()!r}")
+
+    # ------------------------------------------------------------------ worker
+
+    async def _run(self) -> None:
+        try:
+            await self._resume()
+        except Exception:
+            logger.exception("resuming pending enrichment failed")
+        self._resumed = True
+        assert self._wake is not None
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._current = item = self._queue.popleft()
+            tenant_id, job_id, _ = item
+            try:
+                await self._run_job(tenant_id, job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("enrichment job %s crashed", job_id)
+            finally:
+                self._queued.discard(job_id)
+                self._current = None
+
+    async def _resume(self) -> None:
+        """Queue unfinished jobs and pending turns no job covers, for every tenant."""
+        store = await self.engine.store()
+        for tenant_id in await store.tenants():
+            pair = await self.engine.collections(tenant_id, create=False)
+            if pair is None:
+                continue
+            mem, aux = pair
+            jobs = await aux.get(
+                where={"$and": [{"type": "job"}, {"$or": [
+                    {"status": {"$in": ["pending", "running"]}}, {"retrying": True}]}]},
+                include=["documents", "metadatas"],
+            )  # fmt: skip
+            covered: set[str] = set()
+            rows = sorted(zip(jobs["ids"], jobs["documents"], jobs["metadatas"], strict=True),
+                          key=lambda r: r[2].get("created_at", 0))  # fmt: skip
+            for job_id, doc, md in rows:
+                covered.update(json.loads(doc or "{}").get("turn_ids", []))
+                self._enqueue(tenant_id, job_id, md.get("session_id", ""))
+            pending = await mem.get(where={"$and": [{"kind": "turn"}, {"enrich": "pending"}]}, include=["metadatas"])
+            orphans: dict[tuple[str, str], list[tuple[int, str]]] = {}
+            for tid, md in zip(pending["ids"], pending["metadatas"], strict=True):
+                if tid not in covered:
+                    orphans.setdefault((md.get("session_id", ""), md.get("user_id", "")), []).append((md["seq"], tid))
+            for (session_id, user_id), items in orphans.items():
+                job_id = await self._create_job(tenant_id, session_id, user_id, [t for _, t in sorted(items)])
+                self._enqueue(tenant_id, job_id, session_id)
+            if rows or orphans:
+                logger.info("resuming %d enrichment jobs in tenant %r", len(rows) + len(orphans), tenant_id)
+
+    async def _run_job(self, tenant_id: str, job_id: str) -> None:
+        row = await self._job_row(tenant_id, job_id)
+        if row is None or row[1]["status"] == "done":
+            return
+        doc, md = row
+        attempts = int(md.get("attempts", 0))
+        while attempts < self.max_attempts:
+            attempts += 1
+            await self._set_job(tenant_id, job_id, status="running", attempts=attempts)
+            try:
+                async with self._lock(tenant_id, md.get("session_id", "")):
+                    await self._process(tenant_id, md.get("session_id", ""), doc.get("turn_ids", []))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"[:2000]
+                retrying = attempts < self.max_attempts
+                logger.warning("enrichment job %s attempt %d failed: %s", job_id, attempts, error)
+                await self._set_job(tenant_id, job_id, status="failed", error=error, retrying=retrying,
+                                    finished_at=0.0 if retrying else time.time())  # fmt: skip
+                if retrying:
+                    await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
+                    continue
+                await self._mark_turns(tenant_id, doc.get("turn_ids", []), "failed")
+                return
+            await self._set_job(tenant_id, job_id, status="done", retrying=False, finished_at=time.time())
+            return
+
+    async def _mark_turns(self, tenant_id: str, turn_ids: list[str], state: str) -> None:
+        mem, _ = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        got = await mem.get(ids=turn_ids, include=["metadatas"])
+        ids = [i for i, m in zip(got["ids"], got["metadatas"], strict=True) if m.get("enrich") == "pending"]
+        if ids:
+            await mem.update_metadata(ids, [{"enrich": state} for _ in ids])
+
+    async def retry(self, job_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
+        """Re-queue a finally failed job (its turns go back to ``enrich="pending"``).
+
+        Raises:
+            JobError: unknown job.
+        """
+        row = await self._job_row(tenant_id, job_id)
+        if row is None:
+            raise JobError(f"unknown enrichment job {job_id!r} in tenant {tenant_id!r}")
+        mem, _ = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        ids = row[0].get("turn_ids", [])
+        got = await mem.get(ids=ids, include=["metadatas"])
+        failed = [i for i, m in zip(got["ids"], got["metadatas"], strict=True) if m.get("enrich") == "failed"]
+        if failed:
+            await mem.update_metadata(failed, [{"enrich": "pending"} for _ in failed])
+        await self._set_job(tenant_id, job_id, status="pending", attempts=0, retrying=False, error="")
+        self._ensure_worker()
+        self._enqueue(tenant_id, job_id, row[1].get("session_id", ""))
+
+    # ------------------------------------------------------------------ extraction
+
+    async def _extract(self, turns: list[TurnInput], context: list[TurnInput]) -> list[ExtractedFact]:
+        ex = self.extractor
+        kwargs = {"context": context, "custom_instructions": self.custom_instructions}
+        if hasattr(ex, "aextract"):
+            raw = await ex.aextract(turns, **kwargs)
+        else:
+            raw = await asyncio.to_thread(ex.extract, turns, **kwargs)
+        if not isinstance(raw, list):
+            raise ExtractionError(f"extractor returned {type(raw).__name__}, expected a list of facts")
+        facts: list[ExtractedFact] = []
+        known = {t.id for t in turns}
+        for i, item in enumerate(raw):
+            try:
+                fact = item if isinstance(item, ExtractedFact) else ExtractedFact.model_validate(item)
+            except pydantic.ValidationError as e:
+                raise ExtractionError(f"fact {i} is malformed: {e.errors()[0]['msg']} at "
+                                      f"{'.'.join(map(str, e.errors()[0]['loc']))}") from e  # fmt: skip
+            if not fact.source_turn_ids and len(turns) == 1:
+                fact.source_turn_ids = [turns[0].id]
+            unknown = [s for s in fact.source_turn_ids if s not in known]
+            if not fact.source_turn_ids or unknown:
+                raise ExtractionError(f"fact {i} cites unknown source turns {unknown or '[]'}")
+            fact.subject = _norm(fact.subject)
+            fact.predicate = _norm(fact.predicate)
+            facts.append(fact)
+        return facts
+
+    # ------------------------------------------------------------------ the job
+
+    async def _process(self, tenant_id: str, session_id: str, turn_ids: list[str]) -> None:
+        engine = self.engine
+        mem, _ = await engine.collections(tenant_id)  # type: ignore[misc]
+        got = await mem.get(ids=turn_ids, include=["documents", "metadatas", "embeddings"])
+        turns = sorted(
+            [(i, d or "", m, list(map(float, e)))
+             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
+             if m.get("kind") == "turn" and m.get("enrich") == "pending"],
+            key=lambda t: (t[2].get("seq", 0), t[0]),
+        )  # fmt: skip
+        if not turns:
+            return  # already done (a re-run after a crash) or deleted meanwhile
+        by_id = {t[0]: t for t in turns}
+        inputs = [TurnInput(id=i, role=m.get("role") or "user", text=d, timestamp=rec.from_epoch(m.get("ts")))
+                  for i, d, m, _ in turns]  # fmt: skip
+        context: list[TurnInput] = []
+        if self.context_turns and getattr(self.extractor, "wants_context", False):
+            index = await engine._turn_index(tenant_id, session_id)
+            first_seq = turns[0][2].get("seq", 0)
+            prior = [i for i, m in index if m.get("seq", 0) < first_seq][-self.context_turns :]
+            context = [TurnInput(id=x.id, role=x.role or "user", text=x.text, timestamp=x.timestamp)
+                       for x in await engine.get_many(prior, tenant_id=tenant_id)]  # fmt: skip
+        # Everything that can fail on bad extractor output happens before the first write.
+        facts = await self._extract(inputs, context)
+        observations = await self._observation_facts(mem, by_id)
+        fact_ids_by_turn = await self._write_facts(tenant_id, mem, by_id, facts, observations)
+        await self._update_episodes(tenant_id, mem, session_id, turns, fact_ids_by_turn)
+        await mem.update_metadata([t[0] for t in turns], [{"enrich": "done"} for _ in turns])
+
+    async def _observation_facts(
+        self, mem: Any, by_id: dict[str, Any]
+    ) -> list[tuple[str, str, dict[str, Any], ExtractedFact | None]]:
+        """Observations stored on these turns, with subject/predicate/value parsed by rules."""
+        got = await mem.get(
+            where={"$and": [{"kind": "fact"}, {"parent_id": {"$in": list(by_id)}}]},
+            include=["documents", "metadatas"],
+        )
+        rules = self.extractor if isinstance(self.extractor, RuleExtractor) else RuleExtractor()
+        out = []
+        for oid, doc, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+            attrs = json.loads(md.get("attrs") or "{}")
+            if attrs.get("origin") != "observation" or attrs.get("predicate"):
+                continue  # not an observation, or already processed
+            turn = by_id[md["parent_id"]]
+            tin = TurnInput(id=turn[0], role=turn[2].get("role") or "user", text=doc or "",
+                            timestamp=rec.from_epoch(turn[2].get("ts")))  # fmt: skip
+            parsed = sorted(rules.extract_sentence(doc or "", tin), key=lambda f: -f.confidence)
+            out.append((oid, doc or "", md, parsed[0] if parsed else None))
+        return out
+
+    def _key(self, user_id: str, fact: ExtractedFact) -> str:
+        if fact.predicate in ACCUMULATING_PREDICATES or fact.predicate.split(":")[0] in ACCUMULATING_PREDICATES:
+            return rec.stable_id("k_", user_id, fact.subject, fact.predicate, _norm(fact.value))
+        return rec.stable_id("k_", user_id, fact.subject, fact.predicate)
+
+    async def _write_facts(
+        self,
+        tenant_id: str,
+        mem: Any,
+        by_id: dict[str, Any],
+        facts: list[ExtractedFact],
+        observations: list[tuple[str, str, dict[str, Any], ExtractedFact | None]],
+    ) -> dict[str, list[str]]:
+        """Write facts with supersession; returns fact ids per source turn."""
+        engine = self.engine
+        now = time.time()
+        # (id, text, fact, source turn metadata, existing observation metadata or None)
+        planned: list[tuple[str, str, ExtractedFact, dict[str, Any], dict[str, Any] | None]] = []
+        for fact in facts:
+            src = fact.source_turn_ids[0]
+            fid = rec.stable_id("f_", tenant_id, src, fact.subject, fact.predicate, _norm(fact.value))
+            planned.append((fid, fact.text, fact, by_id[src][2], None))
+        fact_ids_by_turn: dict[str, list[str]] = {}
+        for oid, doc, md, parsed in observations:
+            fact_ids_by_turn.setdefault(md["parent_id"], []).append(oid)
+            if parsed is None:
+                continue
+            parsed.source_turn_ids = [md["parent_id"]]
+            planned.append((oid, doc, parsed, by_id[md["parent_id"]][2], md))
+        # Observations first within a turn: extracted restatements of them then merge into them.
+        planned.sort(key=lambda p: (p[3].get("seq", 0), p[4] is None, p[0]))
+        existing_got = await mem.get(ids=[p[0] for p in planned if p[4] is None], include=["metadatas"])
+        existing = dict(zip(existing_got["ids"], existing_got["metadatas"], strict=True))
+
+        writes: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (text, metadata) of new facts
+        updates: dict[str, dict[str, Any]] = {}  # id -> metadata patch of stored facts
+        latest: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (id, metadata) as of this job
+        repairs: list[tuple[str, str, float]] = []  # (old id, new id, superseded_at)
+        seq = engine.next_seq(len(planned) or 1)
+        for n, (fid, text, fact, turn_md, obs_md) in enumerate(planned):
+            src = fact.source_turn_ids[0]
+            fact_ids_by_turn.setdefault(src, [])
+            if fid not in fact_ids_by_turn[src]:
+                fact_ids_by_turn[src].append(fid)
+            user_id = turn_md.get("user_id", "")
+            key = self._key(user_id, fact)
+            if fid in existing:  # written by an earlier, interrupted run of this job
+                md = existing[fid]
+                if md.get("is_latest"):
+                    latest[key] = (fid, md)
+                    if rec.unopt(md.get("supersedes")):
+                        repairs.append((md["supersedes"], fid, float(md.get("created_at", now))))
+                continue
+            if key not in latest:
+                got = await mem.get(
+                    where={"$and": [{"kind": "fact"}, {"fact_key": key}, {"is_latest": True}]},
+                    include=["metadatas"],
+                )
+                cands = sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: x[1].get("created_at", 0))
+                if cands:
+                    latest[key] = cands[-1]
+            prev = latest.get(key)
+            stated_at = float(turn_md.get("ts") or now)
+            fact_ts = stated_at
+            if fact.event_date and re.fullmatch(r"\d{4}-\d{2}-\d{2}", fact.event_date):
+                fact_ts = datetime.fromisoformat(fact.event_date).replace(tzinfo=timezone.utc).timestamp()
+            attrs = {
+                "fact_type": fact.fact_type, "subject": fact.subject, "predicate": fact.predicate,
+                "value": fact.value, "event_date": fact.event_date, "confidence": fact.confidence,
+                "change_type": None, "origin": "observation" if obs_md is not None else "extracted",
+                "entities": fact.entities, "last_event": "ADD",
+            }  # fmt: skip
+            md = {f: turn_md.get(f, "") for f in SCOPE_FIELDS}
+            md.update({k: v for k, v in turn_md.items() if k == "meta" or k.startswith(rec.CALLER_PREFIX)})
+            if obs_md is not None:
+                md.update({k: v for k, v in obs_md.items() if k == "meta" or k.startswith(rec.CALLER_PREFIX)})
+            md.update(
+                kind="fact", ts=fact_ts, seq=obs_md["seq"] if obs_md else seq + n, status="active",
+                created_at=stated_at, updated_at=now, expires_at=turn_md.get("expires_at", rec.NEVER),
+                version=1, is_latest=True, indexed=True, supersedes="", superseded_by="",
+                superseded_at=rec.NEVER, source_ids=json.dumps(fact.source_turn_ids), parent_id=src,
+                enrich="done", fact_key=key,
+            )  # fmt: skip
+            if prev is not None:
+                pid, pmd = prev
+                pattrs = json.loads(pmd.get("attrs") or "{}")
+                same = _norm(str(pattrs.get("value", ""))) == _norm(fact.value)
+                if same and obs_md is None:
+                    # A restatement: the stored fact gains a source instead of a duplicate appearing.
+                    srcs = json.loads(pmd.get("source_ids") or "[]")
+                    if src not in srcs:
+                        patch = updates.setdefault(pid, {})
+                        patch["source_ids"] = json.dumps([*srcs, src])
+                        pmd = {**pmd, "source_ids": patch["source_ids"]}
+                        latest[key] = (pid, pmd)
+                        if pid in writes:
+                            writes[pid] = (writes[pid][0], {**writes[pid][1], **patch})
+                    fact_ids_by_turn[src].remove(fid)
+                    if pid not in fact_ids_by_turn[src]:
+                        fact_ids_by_turn[src].append(pid)
+                    continue
+                if float(pmd.get("created_at", 0)) > stated_at:
+                    # Stated before the current latest (an out-of-order import): history only.
+                    md.update(status="superseded", is_latest=False, superseded_by=pid,
+                              superseded_at=float(pmd["created_at"]))  # fmt: skip
+                else:
+                    # A caller's observation restating a fact replaces it (it is the better source).
+                    attrs["change_type"] = "refinement" if same else change_type(str(pattrs.get("value", "")), fact.value)
+                    attrs["last_event"] = "SUPERSEDE"
+                    md.update(supersedes=pid, version=int(pmd.get("version", 1)) + 1)
+                    patch = {"status": "superseded", "is_latest": False, "superseded_by": fid,
+                             "superseded_at": stated_at, "updated_at": now}  # fmt: skip
+                    if pid in writes:
+                        writes[pid] = (writes[pid][0], {**writes[pid][1], **patch})
+                    else:
+                        updates.setdefault(pid, {}).update(patch)
+            md["attrs"] = json.dumps(attrs)
+            writes[fid] = (text, md)
+            if md["is_latest"]:
+                latest[key] = (fid, md)
+        if writes:
+            ids = list(writes)
+            await engine.write_records(tenant_id, ids, [writes[i][0] for i in ids], [writes[i][1] for i in ids])
+        for old_id, new_id, at in repairs:  # finish a supersession an interrupted run began
+            got = await mem.get(ids=[old_id], include=["metadatas"])
+            if got["ids"] and got["metadatas"][0].get("is_latest"):
+                updates.setdefault(old_id, {}).update(status="superseded", is_latest=False, superseded_by=new_id,
+                                                      superseded_at=at, updated_at=now)  # fmt: skip
+        if updates:
+            await self._patch(tenant_id, mem, updates)
+        return fact_ids_by_turn
+
+    async def _patch(self, tenant_id: str, mem: Any, updates: dict[str, dict[str, Any]]) -> None:
+        """Merge metadata into stored records through the engine (keeps derived indexes in step)."""
+        ids = list(updates)
+        got = await mem.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+        metas = [{**m, **updates[i]} for i, m in zip(got["ids"], got["metadatas"], strict=True)]
+        await self.engine.write_records(
+            tenant_id, list(got["ids"]), [d or "" for d in got["documents"]], metas,
+            [list(map(float, e)) for e in got["embeddings"]],
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ episodes
+
+    async def _session_episodes(self, mem: Any, session_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        got = await mem.get(where={"$and": [{"kind": "episode"}, {"session_id": session_id}]},
+                            include=["documents", "metadatas"])  # fmt: skip
+        return list(zip(got["ids"], got["documents"], got["metadatas"], strict=True))
+
+    async def _update_episodes(
+        self,
+        tenant_id: str,
+        mem: Any,
+        session_id: str,
+        turns: list[tuple[str, str, dict[str, Any], list[float]]],
+        fact_ids_by_turn: dict[str, list[str]],
+    ) -> None:
+        """Append turns to the session's open episode, closing it on a gap, size or topic shift."""
+        open_ep: dict[str, Any] | None = None
+        for eid, _doc, md in await self._session_episodes(mem, session_id):
+            attrs = json.loads(md.get("attrs") or "{}")
+            if attrs.get("open") and (open_ep is None or attrs["ended_ts"] > open_ep["attrs"]["ended_ts"]):
+                open_ep = {"id": eid, "md": md, "attrs": attrs}
+        recent: list[list[float]] = []
+        if open_ep is not None:
+            tail = open_ep["attrs"]["turn_ids"][-6:]
+            got = await mem.get(ids=tail, include=["embeddings"])
+            recent = [list(map(float, e)) for e in got["embeddings"]]
+        touched: dict[str, dict[str, Any]] = {}
+        for tid, _doc, md, emb in turns:
+            ts = float(md.get("ts", time.time()))
+            if open_ep is not None and tid in open_ep["attrs"]["turn_ids"]:
+                continue  # added by an interrupted earlier run
+            start_new = open_ep is None
+            if open_ep is not None:
+                a = open_ep["attrs"]
+                n = len(a["turn_ids"])
+                if ts - a["ended_ts"] > self.episode_gap or n >= self.episode_max_turns:
+                    start_new = True
+                elif n >= self.min_episode_turns and recent:
+                    centroid = [sum(col) / len(recent) for col in zip(*recent, strict=True)]
+                    start_new = _cos(emb, centroid) < self.topic_shift
+            if start_new:
+                if open_ep is not None:
+                    open_ep["attrs"]["open"] = False
+                    touched[open_ep["id"]] = open_ep
+                eid = rec.stable_id("e_", tenant_id, session_id, tid)
+                scope = {f: md.get(f, "") for f in SCOPE_FIELDS}
+                scope["role"] = ""
+                open_ep = {"id": eid, "md": scope, "attrs": {
+                    "title": "", "summary": "", "started_at": _iso(ts), "ended_at": _iso(ts), "started_ts": ts,
+                    "ended_ts": ts, "fact_ids": [], "turn_ids": [], "open": True}}  # fmt: skip
+                recent = []
+            a = open_ep["attrs"]
+            a["turn_ids"].append(tid)
+            a["ended_ts"] = max(a["ended_ts"], ts)
+            a["ended_at"] = _iso(a["ended_ts"])
+            for f in fact_ids_by_turn.get(tid, []):
+                if f not in a["fact_ids"]:
+                    a["fact_ids"].append(f)
+            recent = [*recent, emb][-6:]
+            touched[open_ep["id"]] = open_ep
+        if touched:
+            await self._write_episodes(tenant_id, mem, list(touched.values()))
+
+    async def _write_episodes(self, tenant_id: str, mem: Any, episodes: list[dict[str, Any]]) -> None:
+        now = time.time()
+        ids, texts, metas = [], [], []
+        for ep in episodes:
+            a = ep["attrs"]
+            summary = await self._summarize(mem, a, final=not a["open"])
+            a["title"], a["summary"] = summary.title, summary.summary
+            md = {f: ep["md"].get(f, "") for f in SCOPE_FIELDS}
+            md.update(
+                kind="episode", ts=a["started_ts"], seq=ep["md"].get("seq") or self.engine.next_seq(),
+                status="active", created_at=a["started_ts"], updated_at=now, expires_at=rec.NEVER, version=1,
+                is_latest=True, indexed=True, supersedes="", superseded_by="", superseded_at=rec.NEVER,
+                source_ids=json.dumps(a["turn_ids"]), parent_id="", enrich="done", attrs=json.dumps(a),
+            )  # fmt: skip
+            ids.append(ep["id"])
+            texts.append(f"{a['title']}: {a['summary']}")
+            metas.append(md)
+        await self.engine.write_records(tenant_id, ids, texts, metas)
+
+    async def _summarize(self, mem: Any, attrs: dict[str, Any], *, final: bool) -> EpisodeSummary:
+        """Title and summary: the extractor's ``asummarize`` for closed episodes if it has one."""
+        got = await mem.get(ids=attrs["turn_ids"], include=["documents", "metadatas"])
+        order = {t: i for i, t in enumerate(attrs["turn_ids"])}
+        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"], strict=True), key=lambda r: order[r[0]])
+        turns = [TurnInput(id=i, role=m.get("role") or "user", text=d or "") for i, d, m in rows]
+        if final and hasattr(self.extractor, "asummarize"):
+            try:
+                return await self.extractor.asummarize(turns)
+            except Exception as e:  # a summary is not worth failing the job: fall back to rules
+                logger.warning("episode summarizer failed, using rules: %s", e)
+        facts = await mem.get(ids=attrs["fact_ids"], include=["documents", "metadatas"]) if attrs["fact_ids"] else None
+        return summarize_rules(turns, [] if facts is None else list(zip(facts["documents"], facts["metadatas"],
+                                                                           strict=True)))  # fmt: skip
+
+    async def end_session(
+        self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
+    ) -> MemoryItem | None:
+        """Finish the session's queued work, close its open episode and return it."""
+        self._ensure_worker()
+        mine = (tenant_id, session_id)
+        while not self._resumed or any((t, s) == mine for t, _, s in [*self._queue, *filter(None, [self._current])]):
+            self._raise_if_dead()
+            await asyncio.sleep(0.02)
+        pair = await self.engine.collections(tenant_id, create=False)
+        if pair is None:
+            return None
+        mem = pair[0]
+        async with self._lock(tenant_id, session_id):
+            closed = None
+            for eid, _doc, md in await self._session_episodes(mem, session_id):
+                attrs = json.loads(md.get("attrs") or "{}")
+                if not attrs.get("open") or (user_id is not None and md.get("user_id") != user_id):
+                    continue
+                attrs["open"] = False
+                ep = {"id": eid, "md": md, "attrs": attrs}
+                await self._write_episodes(tenant_id, mem, [ep])
+                closed = eid
+        return None if closed is None else await self.engine.get(closed, tenant_id=tenant_id)
+
+
+def summarize_rules(turns: list[TurnInput], facts: list[tuple[str, dict[str, Any]]]) -> EpisodeSummary:
+    """LLM-free episode title (speakers and top topic words) and summary (its best facts)."""
+    speakers = list(dict.fromkeys(t.role for t in turns if t.role.lower() not in ("assistant", "system", "tool")))
+    words = Counter(
+        w for t in turns for w in re.findall(r"[a-z][a-z'-]{3,}", t.text.lower()) if w not in _STOP
+    )
+    topics = [w for w, _ in words.most_common(4)]
+    who = " & ".join(speakers[:3]) or "Conversation"
+    title = f"{who}: {', '.join(topics[:3])}" if topics else who
+    ranked = sorted(facts, key=lambda f: -json.loads(f[1].get("attrs") or "{}").get("confidence", 0.5))
+    lines = [d for d, _ in ranked if d][:6]
+    if not lines:
+        longest = sorted(turns, key=lambda t: -len(t.text))[:3]
+        lines = [f"{t.role}: {t.text.split('. ')[0][:200]}" for t in longest]
+    summary = " ".join(line if line.endswith((".", "!", "?")) else line + "." for line in lines)
+    return EpisodeSummary(title=title, summary=summary[:800])
