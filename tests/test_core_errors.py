@@ -214,3 +214,33 @@ def test_record_message_bad_role_writes_nothing(store):
         eng.record_message("c", "system", "hello", user_id="u", customer_id="acme")
     assert e.value.field == "role"
     assert raw_count(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"role": {"$gt": "a"}}, "filters.role"),
+        ({"metadata.s": {"$lte": "z"}}, "filters.metadata.s"),
+        ({"seq": {"$in": ["a", 1]}}, "filters.seq"),
+        ({"metadata.n": {"$in": [True, 2]}}, "filters.metadata.n"),
+        ({"metadata.n": {"$gt": True}}, "filters.metadata.n"),
+    ],
+)
+def test_ill_typed_filter_values_are_validation_errors(store, filters, field):
+    """Values Chroma cannot evaluate are rejected by the engine, naming the field — never a raw error."""
+    eng, _ = store
+    eng.remember([{**good(0), "metadata": {"s": "x", "n": 3}}], session_id="s")
+    for call in (lambda: eng.list(filters), lambda: eng.search("x", filters=filters)):
+        with pytest.raises(ValidationError) as e:
+            call()
+        assert e.value.field.startswith(field), e.value.field
+
+
+def test_int_and_float_mix_in_membership_filter_works(store):
+    eng, _ = store
+    eng.remember([{**good(0), "metadata": {"n": 3}}, {**good(1), "metadata": {"n": 2.5}}], session_id="s")
+    try:
+        got = eng.list({"metadata.n": {"$in": [3, 2.5]}})
+    except ValidationError:
+        return  # rejecting the mix with a named field is acceptable too
+    assert got.count == 2
