@@ -7,7 +7,7 @@ Example:
 
 from ._engine import EngineHandle, close_shared_engines, shared_engine
 from .chat_store import MemAdaptersAsyncChatStore, MemAdaptersChatStore
-from .memory import MemAdaptersMemory, is_memory_message
+from .memory import MemAdaptersMemory, is_memory_message, strip_memories
 from .memory_block import MemAdaptersMemoryBlock
 from .retriever import MemAdaptersRetriever
 
@@ -21,4 +21,5 @@ __all__ = [
     "close_shared_engines",
     "is_memory_message",
     "shared_engine",
+    "strip_memories",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.memory.types import BaseMemory
 from llama_index.core.utils import get_tokenizer
@@ -30,9 +30,26 @@ MEMORY_END_TAG = "</relevant_memories>"
 DEFAULT_CONTEXT_PREFIX = "Relevant memories from earlier conversations with this user (may be outdated):"
 
 
+def _is_memory_block(block: Any) -> bool:
+    return isinstance(block, TextBlock) and block.text.startswith(MEMORY_TAG)
+
+
 def is_memory_message(message: ChatMessage) -> bool:
-    """Whether ``message`` is the system message of recalled memories this package injects."""
-    return message.role == MessageRole.SYSTEM and message_text(message).startswith(MEMORY_TAG)
+    """Whether ``message`` is (or, with ``insert_method="user"``, carries) injected memories."""
+    return any(_is_memory_block(b) for b in message.blocks)
+
+
+def strip_memories(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` without the injected memories (a message left empty is dropped)."""
+    out: list[ChatMessage] = []
+    for message in messages:
+        if not is_memory_message(message):
+            out.append(message)
+            continue
+        blocks = [b for b in message.blocks if not _is_memory_block(b)]
+        if blocks:
+            out.append(message.model_copy(update={"blocks": blocks}))
+    return out
 
 
 def _line(item: MemoryItem) -> str:
@@ -78,6 +95,10 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
         token_limit: Token budget of the returned history.
         memory_token_limit: Token budget of the injected memories message.
         similarity_top_k: Memories searched for the injected message.
+        insert_method: ``"system"`` (default) injects a leading system message; ``"user"``
+            prepends the memories to the latest user message, as LlamaIndex's ``Memory`` does
+            with ``InsertMethod.USER``. Use ``"user"`` with ``ReActAgent``, which drops a
+            leading system message from the history (it supplies its own system prompt).
 
     Example:
         >>> memory = MemAdaptersMemory.from_defaults(path="./memories", user_id="u1")  # doctest: +SKIP
@@ -91,6 +112,10 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
     memory_token_limit: int = Field(default=600, ge=0, description="Token budget of recalled memories.")
     similarity_top_k: int = Field(default=5, ge=0, description="Memories searched per get().")
     context_prefix: str = Field(default=DEFAULT_CONTEXT_PREFIX, description="Heading of the memories message.")
+    insert_method: Literal["system", "user"] = Field(
+        default="system",
+        description='"system": a leading system message; "user": a block prepended to the latest user message.',
+    )
     tokenizer_fn: Callable[[str], list[Any]] = Field(
         default_factory=get_tokenizer, exclude=True, description="Tokenizer used for budgets."
     )
@@ -151,7 +176,7 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
         # This session's turns are already in the history; its derived facts are not.
         return {"$or": [{"session_id": {"$ne": self.session_id}}, {"kind": {"$ne": "turn"}}]}
 
-    def _pack(self, items: list[MemoryItem]) -> ChatMessage | None:
+    def _pack(self, items: list[MemoryItem]) -> str | None:
         budget = self.memory_token_limit - len(self.tokenizer_fn(f"{MEMORY_TAG}\n{self.context_prefix}\n{MEMORY_END_TAG}"))
         lines: list[str] = []
         for item in items:  # best first: stop adding once the budget is spent
@@ -164,7 +189,17 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
         if not lines:
             return None
         body = "\n".join(lines)
-        return ChatMessage(role=MessageRole.SYSTEM, content=f"{MEMORY_TAG}\n{self.context_prefix}\n{body}\n{MEMORY_END_TAG}")
+        return f"{MEMORY_TAG}\n{self.context_prefix}\n{body}\n{MEMORY_END_TAG}"
+
+    def _inject(self, history: list[ChatMessage], text: str) -> list[ChatMessage]:
+        if self.insert_method == "system":
+            return [ChatMessage(role=MessageRole.SYSTEM, content=text), *history]
+        for i in range(len(history) - 1, -1, -1):
+            if history[i].role == MessageRole.USER:
+                target = history[i]
+                blocks = [TextBlock(text=text + "\n\n"), *target.blocks]
+                return [*history[:i], target.model_copy(update={"blocks": blocks}), *history[i + 1 :]]
+        return [*history, ChatMessage(role=MessageRole.USER, content=text)]
 
     async def _aget(self, aengine: AsyncMemoryEngine, input: Any) -> list[ChatMessage]:
         history = trim_history(
@@ -178,12 +213,12 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
             filters=self._recall_filter(),
         )  # fmt: skip
         injected = self._pack(found.results)
-        return history if injected is None else [injected, *history]
+        return history if injected is None else self._inject(history, injected)
 
     @staticmethod
     def _own(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        # The recalled-memories message is derived: storing it would feed it back forever.
-        return [m for m in messages if not is_memory_message(m)]
+        # Recalled memories are derived: storing them would feed them back forever.
+        return strip_memories(messages)
 
     # ---------------------------------------------------------------- sync
 
