@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .dates import ResolvedDate, resolve_date
 from .inference import aextract_for_add, extract_for_add
+from .llm import FactList, LLMExtractor, parse_json
 from .rules import RuleExtractor, entities, to_third_person
 from .types import (
     ACCUMULATING_PREDICATES,
@@ -26,6 +27,8 @@ __all__ = [
     "ExtractedFact",
     "ExtractionError",
     "Extractor",
+    "FactList",
+    "LLMExtractor",
     "ResolvedDate",
     "RuleExtractor",
     "TurnInput",
@@ -33,6 +36,7 @@ __all__ = [
     "change_type",
     "entities",
     "extract_for_add",
+    "parse_json",
     "resolve_date",
     "summarize_rules",
     "to_third_person",

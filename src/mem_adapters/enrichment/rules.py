@@ -350,8 +350,9 @@ class RuleExtractor:
                 add(groups["rel"].lower().replace("é", "e"), value or "has one", ftype, 0.8)
             elif pred == "relation":
                 add("has", f"{groups['rel'].lower()} {value}", ftype, 0.75)
-            elif pred == "moved_to":
-                add("lives_in", _clause(value, 6), "location", 0.85)
+            elif pred in ("moved_to", "lives_in", "from"):
+                place = re.split(r" (?:with|for|to|because|and|where|when|after) ", _clause(value, 6))[0]
+                add("lives_in" if pred != "from" else "from", place, _FACT_TYPES[pred], 0.85)
             elif pred == "job_status":
                 add("job_status", {"lost": "unemployed", "quit": "quit job", "left": "left job"}.get(
                     value.lower(), value.lower()), ftype, 0.8)  # fmt: skip

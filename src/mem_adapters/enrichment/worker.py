@@ -516,8 +516,11 @@ class Enricher:
             planned.append((oid, doc, parsed, by_id[md["parent_id"]][2], md))
         # Observations first within a turn: extracted restatements of them then merge into them.
         planned.sort(key=lambda p: (p[3].get("seq", 0), p[4] is None, p[0]))
-        existing_got = await mem.get(ids=[p[0] for p in planned if p[4] is None], include=["metadatas"])
-        existing = dict(zip(existing_got["ids"], existing_got["metadatas"], strict=True))
+        new_ids = [p[0] for p in planned if p[4] is None]
+        existing: dict[str, dict[str, Any]] = {}
+        if new_ids:  # Chroma rejects an empty id list
+            got = await mem.get(ids=new_ids, include=["metadatas"])
+            existing = dict(zip(got["ids"], got["metadatas"], strict=True))
 
         writes: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (text, metadata) of new facts
         updates: dict[str, dict[str, Any]] = {}  # id -> metadata patch of stored facts
