@@ -308,7 +308,24 @@ class MemAdaptersStore(BaseStore):
             texts.extend(t for t in get_text_at_path(value, tokens) if t.strip())
         return texts
 
+    @staticmethod
+    def _check(puts: list[PutOp]) -> None:
+        """Validate every put before writing any (a bad value must not half-apply a batch)."""
+        for op in puts:
+            if op.value is None:
+                continue
+            if op.ttl is not None:
+                raise NotImplementedError("TTL is not supported by MemAdaptersStore")
+            field = f"value[{tuple(op.namespace)!r}, {op.key!r}]"
+            try:
+                value = dict(op.value)
+                if json.loads(json.dumps(value, allow_nan=False)) != value:
+                    raise ValueError("does not read back equal from JSON")
+            except (TypeError, ValueError) as e:
+                raise ValidationError(field, f"must be JSON-serialisable exactly: {e}") from e
+
     async def _apply_puts(self, aengine: AsyncMemoryEngine, puts: list[PutOp]) -> None:
+        self._check(puts)
         existing = await self._fetch(aengine, [memory_id(tuple(op.namespace), op.key) for op in puts])
         for op in puts:
             namespace = tuple(op.namespace)
@@ -318,8 +335,6 @@ class MemAdaptersStore(BaseStore):
                 with contextlib.suppress(NotFoundError):
                     await aengine.delete(mid, tenant_id=self.tenant_id)
                 continue
-            if op.ttl is not None:
-                raise NotImplementedError("TTL is not supported by MemAdaptersStore")
             value = dict(op.value)
             texts = self._index_texts(value, op.index)
             now = _now_ns()
@@ -335,14 +350,11 @@ class MemAdaptersStore(BaseStore):
             scope = {f: namespace[level] for f, level in self.scopes.items() if level < len(namespace)}
             # Un-indexed items still need a text; they are kept out of queries by lg_indexed.
             text = "\n".join(texts) or json.dumps(value, sort_keys=True, ensure_ascii=False)
-            try:
-                await aengine.add(
-                    raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata, **scope
-                )
-            except ValidationError as e:
-                raise ValidationError(
-                    f"value[{namespace!r}, {op.key!r}]", f"must be JSON-serialisable exactly ({e})"
-                ) from e
+            # Lets a search restore items whose text equals a hit's (see _with_twins).
+            metadata["lg_text_sha"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+            await aengine.add(
+                raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata, **scope
+            )
 
     async def _search(self, aengine: AsyncMemoryEngine, op: SearchOp) -> list[SearchItem]:
         if op.limit <= 0:
@@ -373,7 +385,9 @@ class MemAdaptersStore(BaseStore):
             if len(scored) >= want or len(result.results) < k:
                 break
             k *= 4
-        ranked = list(scored.values())[op.offset : want]
+        ranked = (await self._with_twins(aengine, list(scored.values()), {**base, **pushed}, op))[
+            op.offset : want
+        ]
         out = [_to_search_item(hit, score) for score, hit in ranked]
         if len(out) < op.limit:
             # Like InMemoryStore: items without a vector fill the page after the scored ones.
@@ -381,6 +395,34 @@ class MemAdaptersStore(BaseStore):
             rest = [i for i in rest if _matches(i.metadata["lg_value"], op.filter)]
             rest.sort(key=lambda i: i.metadata["lg_created_ns"])
             out.extend(_to_search_item(i, None) for i in rest[: op.limit - len(out)])
+        return out
+
+    async def _with_twins(
+        self,
+        aengine: AsyncMemoryEngine,
+        ranked: list[tuple[float | None, MemoryItem]],
+        filters: dict[str, Any],
+        op: SearchOp,
+    ) -> list[tuple[float | None, MemoryItem]]:
+        """Put back the items whose text equals a hit's (the engine returns equal texts once).
+
+        Each twin gets the score of the hit it equals and follows it, oldest first.
+        """
+        digests = sorted({hit.metadata.get("lg_text_sha") for _, hit in ranked} - {None})
+        if not digests:
+            return ranked
+        found = await self._list_all(
+            aengine, {**filters, "lg_indexed": True, "lg_text_sha": {"$in": digests}}
+        )
+        seen = {hit.id if hit.kind == "raw" else hit.parent_id for _, hit in ranked}
+        twins: dict[str, list[MemoryItem]] = {}
+        for item in sorted(found, key=lambda i: i.metadata["lg_created_ns"]):
+            if item.id not in seen and _matches(item.metadata["lg_value"], op.filter):
+                twins.setdefault(item.metadata["lg_text_sha"], []).append(item)
+        out: list[tuple[float | None, MemoryItem]] = []
+        for score, hit in ranked:
+            out.append((score, hit))
+            out.extend((score, twin) for twin in twins.pop(hit.metadata.get("lg_text_sha"), []))
         return out
 
     async def _list_namespaces(
