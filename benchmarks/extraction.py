@@ -71,7 +71,9 @@ def run(data: Path, samples: int | None, show: int, seed: int) -> dict[str, obje
             if not (key.startswith("session_") and isinstance(turns, list)):
                 continue
             when = parse_session_date(c.get(f"{key}_date_time", ""))
-            inputs = [TurnInput(id=t["dia_id"], role=t["speaker"], text=t["text"], timestamp=when) for t in turns]
+            inputs = [
+                TurnInput(id=t["dia_id"], role=t["speaker"], text=t["text"], timestamp=when) for t in turns
+            ]
             n_turns += len(inputs)
             for fact in extractor.extract(inputs):
                 n_facts += 1

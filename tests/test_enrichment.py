@@ -144,10 +144,13 @@ def test_extract_for_add_and_custom_instructions():
 
 def test_remember_returns_job_and_facts_are_written(eng):
     res = eng.remember(
-        [{"role": "user", "text": "I live in Paris and I love sushi.", "timestamp": "2024-01-01T10:00:00"},
-         {"role": "assistant", "text": "Nice to hear!", "timestamp": "2024-01-01T10:00:05"}],
-        session_id="s1", user_id="u1",
-    )  # fmt: skip
+        [
+            {"role": "user", "text": "I live in Paris and I love sushi.", "timestamp": "2024-01-01T10:00:00"},
+            {"role": "assistant", "text": "Nice to hear!", "timestamp": "2024-01-01T10:00:05"},
+        ],
+        session_id="s1",
+        user_id="u1",
+    )
     assert res.passive_job_id
     status = eng.wait(res.passive_job_id, timeout=60)
     assert status.status == "done" and status.attempts == 1 and status.turn_ids == res.active_ids
@@ -164,11 +167,17 @@ def test_remember_returns_job_and_facts_are_written(eng):
 
 
 def test_supersession_chain_history_and_as_of(eng):
-    r1 = eng.remember([{"role": "user", "text": "I live in Paris.", "timestamp": "2024-01-01T10:00:00"}],
-                      session_id="s1", user_id="u1")  # fmt: skip
+    r1 = eng.remember(
+        [{"role": "user", "text": "I live in Paris.", "timestamp": "2024-01-01T10:00:00"}],
+        session_id="s1",
+        user_id="u1",
+    )
     eng.wait(r1.passive_job_id, timeout=60)
-    r2 = eng.remember([{"role": "user", "text": "I moved to Berlin last week.", "timestamp": "2024-03-01T10:00:00"}],
-                      session_id="s1", user_id="u1")  # fmt: skip
+    r2 = eng.remember(
+        [{"role": "user", "text": "I moved to Berlin last week.", "timestamp": "2024-03-01T10:00:00"}],
+        session_id="s1",
+        user_id="u1",
+    )
     eng.wait(r2.passive_job_id, timeout=60)
     facts = {f.attributes["value"]: f for f in _facts(eng)}
     old, new = facts["Paris"], facts["Berlin"]
@@ -189,8 +198,11 @@ def test_supersession_chain_history_and_as_of(eng):
 
 def test_preference_contradiction_and_restatement(eng):
     ids = []
-    for text, ts in [("I love sushi.", "2024-01-01T10:00:00"), ("I love sushi so much.", "2024-01-02T10:00:00"),
-                     ("I hate sushi now.", "2024-02-01T10:00:00")]:  # fmt: skip
+    for text, ts in [
+        ("I love sushi.", "2024-01-01T10:00:00"),
+        ("I love sushi so much.", "2024-01-02T10:00:00"),
+        ("I hate sushi now.", "2024-02-01T10:00:00"),
+    ]:
         r = eng.remember([{"role": "user", "text": text, "timestamp": ts}], session_id="s1", user_id="u1")
         eng.wait(r.passive_job_id, timeout=60)
         ids.append(r.active_ids[0])
@@ -210,11 +222,22 @@ def test_supersession_is_per_user(eng):
 
 
 def test_observations_get_keys_and_supersede(eng):
-    r1 = eng.remember([{"role": "Caroline", "text": "Hi!", "timestamp": "2024-01-01T10:00:00",
-                        "observations": ["Caroline lives in Boston."]}], session_id="s1")  # fmt: skip
+    r1 = eng.remember(
+        [
+            {
+                "role": "Caroline",
+                "text": "Hi!",
+                "timestamp": "2024-01-01T10:00:00",
+                "observations": ["Caroline lives in Boston."],
+            }
+        ],
+        session_id="s1",
+    )
     eng.wait(r1.passive_job_id, timeout=60)
-    r2 = eng.remember([{"role": "Caroline", "text": "I moved to Denver last month.",
-                        "timestamp": "2024-06-01T10:00:00"}], session_id="s1")  # fmt: skip
+    r2 = eng.remember(
+        [{"role": "Caroline", "text": "I moved to Denver last month.", "timestamp": "2024-06-01T10:00:00"}],
+        session_id="s1",
+    )
     eng.wait(r2.passive_job_id, timeout=60)
     facts = {f.attributes.get("value"): f for f in _facts(eng)}
     obs = facts["Boston"]
@@ -235,7 +258,10 @@ def test_deleting_a_turn_deletes_its_facts(eng):
 
 
 def test_episodes_split_on_time_gap_and_end_session(eng):
-    day1 = [("I adopted a puppy named Max.", "2024-01-01T10:00:00"), ("We walk every morning.", "2024-01-01T10:01:00")]
+    day1 = [
+        ("I adopted a puppy named Max.", "2024-01-01T10:00:00"),
+        ("We walk every morning.", "2024-01-01T10:01:00"),
+    ]
     day2 = [("I started a pottery class.", "2024-01-05T18:00:00")]
     for text, ts in [*day1, *day2]:
         r = eng.remember([{"role": "Ana", "text": text, "timestamp": ts}], session_id="s1", user_id="u1")
@@ -253,8 +279,11 @@ def test_episodes_split_on_time_gap_and_end_session(eng):
     assert closed.attributes["turn_ids"] == [r.active_ids[0]]
     assert eng.end_session("s1") is None
     # After closing, the next turn opens a new episode.
-    eng.remember([{"role": "Ana", "text": "I finished my first bowl.", "timestamp": "2024-01-05T18:05:00"}],
-                 session_id="s1", user_id="u1")  # fmt: skip
+    eng.remember(
+        [{"role": "Ana", "text": "I finished my first bowl.", "timestamp": "2024-01-05T18:05:00"}],
+        session_id="s1",
+        user_id="u1",
+    )
     eng.wait_all(timeout=60)
     assert len(eng.list(kinds=["episode"]).results) == 3
 
@@ -262,8 +291,10 @@ def test_episodes_split_on_time_gap_and_end_session(eng):
 def test_episode_size_limit(tmp_path, embedder):
     e = MemoryEngine(tmp_path / "s", embedder=embedder, enricher=Enricher(episode_max_turns=3))
     try:
-        turns = [{"role": "user", "text": f"I visited museum number {i}.", "timestamp": f"2024-01-01T10:0{i}:00"}
-                 for i in range(7)]  # fmt: skip
+        turns = [
+            {"role": "user", "text": f"I visited museum number {i}.", "timestamp": f"2024-01-01T10:0{i}:00"}
+            for i in range(7)
+        ]
         e.remember(turns, session_id="s1")
         e.wait_all(timeout=60)
         sizes = sorted(len(x.attributes["turn_ids"]) for x in e.list(kinds=["episode"]).results)
@@ -273,13 +304,24 @@ def test_episode_size_limit(tmp_path, embedder):
 
 
 def test_episode_topic_shift(tmp_path, embedder):
-    e = MemoryEngine(tmp_path / "s", embedder=embedder, enricher=Enricher(min_episode_turns=3, topic_shift=0.2))
+    e = MemoryEngine(
+        tmp_path / "s", embedder=embedder, enricher=Enricher(min_episode_turns=3, topic_shift=0.2)
+    )
     try:
-        cooking = ["I baked sourdough bread today.", "My bread dough needs more flour and yeast.",
-                   "I love baking bread and pastries.", "Baking bread with whole wheat flour is my favorite."]
-        space = ["The quarterly tax filing deadline for my company is April 15."]  # fmt: skip
-        e.remember([{"role": "user", "text": t, "timestamp": f"2024-01-01T10:0{i}:00"}
-                    for i, t in enumerate(cooking + space)], session_id="s1")  # fmt: skip
+        cooking = [
+            "I baked sourdough bread today.",
+            "My bread dough needs more flour and yeast.",
+            "I love baking bread and pastries.",
+            "Baking bread with whole wheat flour is my favorite.",
+        ]
+        space = ["The quarterly tax filing deadline for my company is April 15."]
+        e.remember(
+            [
+                {"role": "user", "text": t, "timestamp": f"2024-01-01T10:0{i}:00"}
+                for i, t in enumerate(cooking + space)
+            ],
+            session_id="s1",
+        )
         e.wait_all(timeout=60)
         sizes = sorted(len(x.attributes["turn_ids"]) for x in e.list(kinds=["episode"]).results)
         assert sizes == [1, 4]
@@ -306,7 +348,9 @@ def test_job_status_errors_and_erase_counts_jobs(eng):
 def test_enrichment_disabled_engine_has_no_jobs(tmp_path, embedder):
     e = MemoryEngine(tmp_path / "s", embedder=embedder)
     try:
-        assert e.remember([{"role": "user", "text": "I live in Oslo."}], session_id="s").passive_job_id is None
+        assert (
+            e.remember([{"role": "user", "text": "I live in Oslo."}], session_id="s").passive_job_id is None
+        )
         with pytest.raises(JobError):
             e.wait_all(1)
     finally:
@@ -339,7 +383,9 @@ async def test_async_engine_worker_task(tmp_path, embedder):
         status = await eng.wait(r.passive_job_id, timeout=60)
         assert status.status == "done"
         facts = (await eng.list(kinds=["fact"])).results
-        assert any(f.attributes["predicate"] == "has" and f.attributes["value"] == "sister Lena" for f in facts)
+        assert any(
+            f.attributes["predicate"] == "has" and f.attributes["value"] == "sister Lena" for f in facts
+        )
         ep = await eng.end_session("s1")
         assert ep is not None and ep.kind == "episode"
     finally:
@@ -349,10 +395,31 @@ async def test_async_engine_worker_task(tmp_path, embedder):
 # ---------------------------------------------------------------- LLM extractors
 
 
-GOOD = {"facts": [{"text": "Ana moved to Berlin.", "fact_type": "location", "subject": "Ana", "predicate": "lives_in",
-                   "value": "Berlin", "event_date": None, "confidence": 0.9, "source_turn_ids": ["t1"]}]}  # fmt: skip
-MISSING_VALUE = {"facts": [{"text": "Ana moved.", "fact_type": "location", "subject": "Ana", "predicate": "lives_in",
-                            "source_turn_ids": ["t1"]}]}  # fmt: skip
+GOOD = {
+    "facts": [
+        {
+            "text": "Ana moved to Berlin.",
+            "fact_type": "location",
+            "subject": "Ana",
+            "predicate": "lives_in",
+            "value": "Berlin",
+            "event_date": None,
+            "confidence": 0.9,
+            "source_turn_ids": ["t1"],
+        }
+    ]
+}
+MISSING_VALUE = {
+    "facts": [
+        {
+            "text": "Ana moved.",
+            "fact_type": "location",
+            "subject": "Ana",
+            "predicate": "lives_in",
+            "source_turn_ids": ["t1"],
+        }
+    ]
+}
 
 
 def _tool_model(payloads: list[dict[str, Any]]) -> Any:
@@ -364,8 +431,10 @@ def _tool_model(payloads: list[dict[str, Any]]) -> Any:
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
             return self
 
-    msgs = [AIMessage(content="", tool_calls=[{"name": "FactList", "args": p, "id": f"c{i}"}])
-            for i, p in enumerate(payloads)]  # fmt: skip
+    msgs = [
+        AIMessage(content="", tool_calls=[{"name": "FactList", "args": p, "id": f"c{i}"}])
+        for i, p in enumerate(payloads)
+    ]
     return FakeToolChatModel(messages=iter(msgs))
 
 
@@ -423,15 +492,28 @@ def test_llm_extractor_rejects_non_llm():
 
 
 def _llm_payload(turn_id: str, value: str) -> dict[str, Any]:
-    return {"facts": [{"text": f"Ana lives in {value}.", "fact_type": "location", "subject": "Ana",
-                       "predicate": "lives_in", "value": value, "source_turn_ids": [turn_id]}]}  # fmt: skip
+    return {
+        "facts": [
+            {
+                "text": f"Ana lives in {value}.",
+                "fact_type": "location",
+                "subject": "Ana",
+                "predicate": "lives_in",
+                "value": value,
+                "source_turn_ids": [turn_id],
+            }
+        ]
+    }
 
 
 def test_engine_with_llm_extractor_retries_after_malformed_output(tmp_path, embedder):
     replies: list[str] = []
     llm = _scripted_llama(replies)
-    e = MemoryEngine(tmp_path / "s", embedder=embedder,
-                     enricher=Enricher(LLMExtractor(llm, summarize_episodes=False), backoff=0.01))  # fmt: skip
+    e = MemoryEngine(
+        tmp_path / "s",
+        embedder=embedder,
+        enricher=Enricher(LLMExtractor(llm, summarize_episodes=False), backoff=0.01),
+    )
     try:
         tid = "turn-1"
         replies += ['{"facts": [{"text": "Ana', json.dumps(_llm_payload(tid, "Berlin"))]
@@ -445,9 +527,14 @@ def test_engine_with_llm_extractor_retries_after_malformed_output(tmp_path, embe
 
 
 def test_engine_with_llm_extractor_fails_clearly_and_writes_nothing(tmp_path, embedder):
-    bad = [json.dumps(MISSING_VALUE), "not json", json.dumps({"facts": [{**GOOD["facts"][0], "source_turn_ids": ["x"]}]})]
-    e = MemoryEngine(tmp_path / "s", embedder=embedder,
-                     enricher=Enricher(LLMExtractor(_scripted_llama(bad)), backoff=0.01))  # fmt: skip
+    bad = [
+        json.dumps(MISSING_VALUE),
+        "not json",
+        json.dumps({"facts": [{**GOOD["facts"][0], "source_turn_ids": ["x"]}]}),
+    ]
+    e = MemoryEngine(
+        tmp_path / "s", embedder=embedder, enricher=Enricher(LLMExtractor(_scripted_llama(bad)), backoff=0.01)
+    )
     try:
         r = e.remember([{"id": "t1", "role": "Ana", "text": "I moved to Berlin."}], session_id="s1")
         status = e.wait(r.passive_job_id, timeout=60)

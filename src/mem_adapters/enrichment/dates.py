@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (regex tables read better unwrapped)
 """Resolve date expressions in a sentence against the time it was said (LLM-free)."""
 
 from __future__ import annotations
@@ -9,20 +10,45 @@ from datetime import date, datetime, timedelta
 _MONTHS = {
     m: i + 1
     for i, m in enumerate(
-        ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-         "october", "november", "december"]  # fmt: skip
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ]
     )
 }
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_NUM = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "few": 3, "couple of": 2}
+_NUM = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "few": 3,
+    "couple of": 2,
+}
 
 _MONTH_RE = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)"
 _EXPLICIT_DMY = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? {_MONTH_RE}\.?,? (\d{{4}})\b", re.I)
 _EXPLICIT_MDY = re.compile(rf"\b{_MONTH_RE}\.? (\d{{1,2}})(?:st|nd|rd|th)?,? (\d{{4}})\b", re.I)
 _IN_MONTH_YEAR = re.compile(rf"\b(?:in|since|during) {_MONTH_RE} (\d{{4}})\b", re.I)
 _IN_YEAR = re.compile(r"\b(?:in|since|back in|during) ((?:19|20)\d{2})\b", re.I)
-_AGO = re.compile(r"\b(a|an|one|two|three|four|five|six|few|couple of|\d+) (day|week|month|year)s? ago\b", re.I)
+_AGO = re.compile(
+    r"\b(a|an|one|two|three|four|five|six|few|couple of|\d+) (day|week|month|year)s? ago\b", re.I
+)
 _REL = re.compile(
     r"\b(yesterday|today|tonight|tomorrow|this morning|this afternoon|this evening|last night|"
     r"(?:last|next|this|the past|the other) (?:week|weekend|month|year|day)|"

@@ -59,4 +59,6 @@ async def aextract_for_add(
         facts = await ex.aextract(turns, custom_instructions=custom_instructions)
     else:
         facts = await asyncio.to_thread(ex.extract, turns, custom_instructions=custom_instructions)
-    return _texts([f if isinstance(f, ExtractedFact) else ExtractedFact.model_validate(f) for f in facts], max_items)
+    return _texts(
+        [f if isinstance(f, ExtractedFact) else ExtractedFact.model_validate(f) for f in facts], max_items
+    )

@@ -152,7 +152,9 @@ class LLMExtractor:
         elif hasattr(llm, "acomplete"):
             self.kind = "llama_index"
         else:
-            raise TypeError(f"LLMExtractor needs a LangChain chat model or a LlamaIndex LLM, got {type(llm)!r}")
+            raise TypeError(
+                f"LLMExtractor needs a LangChain chat model or a LlamaIndex LLM, got {type(llm)!r}"
+            )
         self.llm = llm
         self.structured = structured
         if not summarize_episodes:

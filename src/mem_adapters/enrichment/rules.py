@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (regex tables read better unwrapped)
 """The default, LLM-free extractor: rules over first-person statements.
 
 It reads each sentence a person says about themselves ("I moved to Berlin", "my sister Ana
@@ -26,15 +27,183 @@ NON_PERSON_ROLES = frozenset({"assistant", "ai", "system", "tool", "function", "
 _USER_ROLES = frozenset({"user", "human", "me"})
 
 _STOP = frozenset(
-    """a an the and or but so if then than that this these those it its it's is are was were be been being
-    am i i'm i've i'd i'll me my mine myself we we're we've our ours us you you're your yours he she they
-    them their his her to of in on at for with from by about as into over after before up down out off
-    just really very so too also totally definitely actually pretty quite much more most some any all
-    not no yes do does did done have has had having will would could should can can't don't didn't
-    won't gonna wanna gotta get got go going went lot lots thing things stuff what when where who why how
-    oh wow hey hi hello yeah yep yup ok okay thanks thank sure well like love great good awesome cool
-    nice amazing fun glad happy sorry know think feel felt mean means one there here now today still
-    last next week weekend month year yesterday tomorrow tonight ago recently""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "if",
+        "then",
+        "than",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "it's",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "i",
+        "i'm",
+        "i've",
+        "i'd",
+        "i'll",
+        "me",
+        "my",
+        "mine",
+        "myself",
+        "we",
+        "we're",
+        "we've",
+        "our",
+        "ours",
+        "us",
+        "you",
+        "you're",
+        "your",
+        "yours",
+        "he",
+        "she",
+        "they",
+        "them",
+        "their",
+        "his",
+        "her",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "about",
+        "as",
+        "into",
+        "over",
+        "after",
+        "before",
+        "up",
+        "down",
+        "out",
+        "off",
+        "just",
+        "really",
+        "very",
+        "so",
+        "too",
+        "also",
+        "totally",
+        "definitely",
+        "actually",
+        "pretty",
+        "quite",
+        "much",
+        "more",
+        "most",
+        "some",
+        "any",
+        "all",
+        "not",
+        "no",
+        "yes",
+        "do",
+        "does",
+        "did",
+        "done",
+        "have",
+        "has",
+        "had",
+        "having",
+        "will",
+        "would",
+        "could",
+        "should",
+        "can",
+        "can't",
+        "don't",
+        "didn't",
+        "won't",
+        "gonna",
+        "wanna",
+        "gotta",
+        "get",
+        "got",
+        "go",
+        "going",
+        "went",
+        "lot",
+        "lots",
+        "thing",
+        "things",
+        "stuff",
+        "what",
+        "when",
+        "where",
+        "who",
+        "why",
+        "how",
+        "oh",
+        "wow",
+        "hey",
+        "hi",
+        "hello",
+        "yeah",
+        "yep",
+        "yup",
+        "ok",
+        "okay",
+        "thanks",
+        "thank",
+        "sure",
+        "well",
+        "like",
+        "love",
+        "great",
+        "good",
+        "awesome",
+        "cool",
+        "nice",
+        "amazing",
+        "fun",
+        "glad",
+        "happy",
+        "sorry",
+        "know",
+        "think",
+        "feel",
+        "felt",
+        "mean",
+        "means",
+        "one",
+        "there",
+        "here",
+        "now",
+        "today",
+        "still",
+        "last",
+        "next",
+        "week",
+        "weekend",
+        "month",
+        "year",
+        "yesterday",
+        "tomorrow",
+        "tonight",
+        "ago",
+        "recently",
+    ]
 )
 
 # Reactions and small talk about the other person: never facts about the speaker.
@@ -58,17 +227,143 @@ _QUESTION_START = re.compile(
 )
 
 _PAST_IRREGULAR = frozenset(
-    """was were went got saw made took came found began bought brought thought felt left met ran wrote gave
-    told said knew lost won kept heard taught sat spent built sold paid sent became ate drank drove flew grew
-    threw wore chose fell forgot hit put quit set cut let hurt did had could would should will can might
-    must may shall used caught fought held led meant read rode sang slept spoke stood swam understood woke
-    began broke dealt drew dug fed forgave hid hung lay lit shot shut sank stuck stung swore swept tore
-    won't don't can't didn't wasn't haven't hadn't wouldn't couldn't shouldn't""".split()
+    [
+        "was",
+        "were",
+        "went",
+        "got",
+        "saw",
+        "made",
+        "took",
+        "came",
+        "found",
+        "began",
+        "bought",
+        "brought",
+        "thought",
+        "felt",
+        "left",
+        "met",
+        "ran",
+        "wrote",
+        "gave",
+        "told",
+        "said",
+        "knew",
+        "lost",
+        "won",
+        "kept",
+        "heard",
+        "taught",
+        "sat",
+        "spent",
+        "built",
+        "sold",
+        "paid",
+        "sent",
+        "became",
+        "ate",
+        "drank",
+        "drove",
+        "flew",
+        "grew",
+        "threw",
+        "wore",
+        "chose",
+        "fell",
+        "forgot",
+        "hit",
+        "put",
+        "quit",
+        "set",
+        "cut",
+        "let",
+        "hurt",
+        "did",
+        "had",
+        "could",
+        "would",
+        "should",
+        "will",
+        "can",
+        "might",
+        "must",
+        "may",
+        "shall",
+        "used",
+        "caught",
+        "fought",
+        "held",
+        "led",
+        "meant",
+        "read",
+        "rode",
+        "sang",
+        "slept",
+        "spoke",
+        "stood",
+        "swam",
+        "understood",
+        "woke",
+        "began",
+        "broke",
+        "dealt",
+        "drew",
+        "dug",
+        "fed",
+        "forgave",
+        "hid",
+        "hung",
+        "lay",
+        "lit",
+        "shot",
+        "shut",
+        "sank",
+        "stuck",
+        "stung",
+        "swore",
+        "swept",
+        "tore",
+        "won't",
+        "don't",
+        "can't",
+        "didn't",
+        "wasn't",
+        "haven't",
+        "hadn't",
+        "wouldn't",
+        "couldn't",
+        "shouldn't",
+    ]
 )
 _ADVERBS = frozenset(
-    """just really also recently finally actually always never still usually totally definitely
-    already even often sometimes absolutely truly honestly seriously literally only mostly
-    kinda sorta""".split()
+    [
+        "just",
+        "really",
+        "also",
+        "recently",
+        "finally",
+        "actually",
+        "always",
+        "never",
+        "still",
+        "usually",
+        "totally",
+        "definitely",
+        "already",
+        "even",
+        "often",
+        "sometimes",
+        "absolutely",
+        "truly",
+        "honestly",
+        "seriously",
+        "literally",
+        "only",
+        "mostly",
+        "kinda",
+        "sorta",
+    ]
 )
 
 
@@ -129,7 +424,9 @@ def to_third_person(sentence: str, name: str) -> str:
 
 def _clause(text: str, limit: int = 12) -> str:
     """The object clause starting at ``text``, cut at the first clause boundary."""
-    cut = re.split(r"[,.;!?()]| - | but | because | cause | 'cause | since | so that | and i | and it | which ", text)[0]
+    cut = re.split(
+        r"[,.;!?()]| - | but | because | cause | 'cause | since | so that | and i | and it | which ", text
+    )[0]
     cut = _TIME_TAIL.sub("", cut)
     words = cut.split()
     return " ".join(words[:limit]).strip(" '\"")
@@ -147,9 +444,52 @@ def _content_words(text: str) -> list[str]:
 
 _ENTITY = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-zA-Z'&-]+(?:\s+(?:of\s+)?[A-Z][a-zA-Z'&-]+)*)")
 _NOT_ENTITY = frozenset(
-    """I I'm I've I'd I'll Hey Hi Wow Oh Yeah Yes No Thanks Thank Okay OK Sure Cool Awesome Great Nice
-    Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July
-    August September October November December Mom Dad Lol Omg""".split()
+    [
+        "I",
+        "I'm",
+        "I've",
+        "I'd",
+        "I'll",
+        "Hey",
+        "Hi",
+        "Wow",
+        "Oh",
+        "Yeah",
+        "Yes",
+        "No",
+        "Thanks",
+        "Thank",
+        "Okay",
+        "OK",
+        "Sure",
+        "Cool",
+        "Awesome",
+        "Great",
+        "Nice",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "Mom",
+        "Dad",
+        "Lol",
+        "Omg",
+    ]
 )
 
 
@@ -293,11 +633,11 @@ class RuleExtractor:
         if third is not None:
             # An observation like "Caroline moved to Berlin": read it as its subject's own words.
             subject, name, s = third
-        if s.endswith("?") or _QUESTION_START.match(s) and "?" in turn.text:
+        if s.endswith("?") or (_QUESTION_START.match(s) and "?" in turn.text):
             return []
         lowered = s.lower()
         focused = any(w in lowered for w in focus)
-        first_person = bool(_FIRST_PERSON.search(s)) or bool(_WE.search(s)) and _has_event_verb(s)
+        first_person = bool(_FIRST_PERSON.search(s)) or (bool(_WE.search(s)) and _has_event_verb(s))
         casual = bool(re.match(r"^(?:just |finally |recently )?(?:lost|got|went|started|finished|moved|gonna|"
                                r"wanna|bought|joined|took|made|visited|quit|adopted)\b", s, re.I))  # fmt: skip
         if not (first_person or casual or focused):
@@ -391,7 +731,11 @@ def _third_person_subject(s: str, role: str) -> tuple[str, str, str] | None:
     name = m.group(1) or "The user"
     if name in _NOT_ENTITY or name.lower() in _STOP:
         return None
-    if m.group(1) is not None and name.lower() != role.strip().lower() and role.strip().lower() not in _USER_ROLES:
+    if (
+        m.group(1) is not None
+        and name.lower() != role.strip().lower()
+        and role.strip().lower() not in _USER_ROLES
+    ):
         # A name other than the speaker's: only treat it as a subject in observation-like text.
         if not re.match(rf"^{name} (?:is|was|has|had|likes|loves|lives|moved|works|plans|went|wants|enjoys|"
                         rf"prefers|hates|dislikes|got|started|lost)\b", s):  # fmt: skip

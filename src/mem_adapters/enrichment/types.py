@@ -23,7 +23,9 @@ FACT_TYPES = (
 )
 """Fact types the built-in extractors produce (LLM extractors may use others)."""
 
-ACCUMULATING_PREDICATES = frozenset({"did", "plans", "feels", "has", "experienced", "said", "owns", "observed"})
+ACCUMULATING_PREDICATES = frozenset(
+    {"did", "plans", "feels", "has", "experienced", "said", "owns", "observed"}
+)
 """Predicates whose values add up instead of replacing each other (never superseded)."""
 
 

@@ -54,8 +54,8 @@ def change_type(old: str, new: str) -> str:
     """How a new value relates to the one it supersedes: contradiction, refinement or update.
 
     Example:
-        >>> change_type("likes", "dislikes"), change_type("Berlin", "Berlin Mitte"), change_type("Paris", "Rome")
-        ('contradiction', 'refinement', 'update')
+        >>> change_type("likes", "dislikes"), change_type("Berlin", "Berlin Mitte")
+        ('contradiction', 'refinement')
     """
     o, n = _norm(old), _norm(new)
     if (o in _POSITIVE and n in _NEGATIVE) or (o in _NEGATIVE and n in _POSITIVE):
@@ -100,7 +100,8 @@ class Enricher:
     Example:
         >>> from mem_adapters import MemoryEngine
         >>> engine = MemoryEngine("/tmp/mem", enricher=Enricher())  # doctest: +SKIP
-        >>> res = engine.remember([{"role": "user", "text": "I moved to Berlin"}], session_id="s")  # doctest: +SKIP
+        >>> turns = [{"role": "user", "text": "I moved to Berlin"}]
+        >>> res = engine.remember(turns, session_id="s")  # doctest: +SKIP
         >>> engine.wait(res.passive_job_id, timeout=30).status  # doctest: +SKIP
         'done'
     """
@@ -257,7 +258,9 @@ class Enricher:
             finished_at=rec.from_epoch(md.get("finished_at")) if md.get("finished_at") else None,
         )
 
-    async def wait(self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+    async def wait(
+        self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT
+    ) -> JobStatus:
         """Wait until the job is ``done`` or finally ``failed``; returns its status.
 
         A job that is ``failed`` but still being retried is waited for. On timeout the current
@@ -269,7 +272,9 @@ class Enricher:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = await self.job_status(job_id, tenant_id=tenant_id)
-            final = status.status == "done" or (status.status == "failed" and status.attempts >= self.max_attempts)
+            final = status.status == "done" or (
+                status.status == "failed" and status.attempts >= self.max_attempts
+            )
             if final or (deadline is not None and time.monotonic() >= deadline):
                 return status
             self._raise_if_dead()
@@ -339,11 +344,15 @@ class Enricher:
             for job_id, doc, md in rows:
                 covered.update(json.loads(doc or "{}").get("turn_ids", []))
                 self._enqueue(tenant_id, job_id, md.get("session_id", ""))
-            pending = await mem.get(where={"$and": [{"kind": "turn"}, {"enrich": "pending"}]}, include=["metadatas"])
+            pending = await mem.get(
+                where={"$and": [{"kind": "turn"}, {"enrich": "pending"}]}, include=["metadatas"]
+            )
             orphans: dict[tuple[str, str], list[tuple[int, str]]] = {}
             for tid, md in zip(pending["ids"], pending["metadatas"], strict=True):
                 if tid not in covered:
-                    orphans.setdefault((md.get("session_id", ""), md.get("user_id", "")), []).append((md["seq"], tid))
+                    orphans.setdefault((md.get("session_id", ""), md.get("user_id", "")), []).append(
+                        (md["seq"], tid)
+                    )
             for (session_id, user_id), items in orphans.items():
                 job_id = await self._create_job(tenant_id, session_id, user_id, [t for _, t in sorted(items)])
                 self._enqueue(tenant_id, job_id, session_id)
@@ -441,7 +450,8 @@ class Enricher:
         got = await mem.get(ids=turn_ids, include=["documents", "metadatas", "embeddings"])
         turns = sorted(
             [(i, d or "", m, list(map(float, e)))
-             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
+             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"],
+                                   strict=True)
              if m.get("kind") == "turn" and m.get("enrich") == "pending"],
             key=lambda t: (t[2].get("seq", 0), t[0]),
         )  # fmt: skip
@@ -486,7 +496,10 @@ class Enricher:
         return out
 
     def _key(self, user_id: str, fact: ExtractedFact) -> str:
-        if fact.predicate in ACCUMULATING_PREDICATES or fact.predicate.split(":")[0] in ACCUMULATING_PREDICATES:
+        if (
+            fact.predicate in ACCUMULATING_PREDICATES
+            or fact.predicate.split(":")[0] in ACCUMULATING_PREDICATES
+        ):
             return rec.stable_id("k_", user_id, fact.subject, fact.predicate, _norm(fact.value))
         return rec.stable_id("k_", user_id, fact.subject, fact.predicate)
 
@@ -546,7 +559,9 @@ class Enricher:
                     where={"$and": [{"kind": "fact"}, {"fact_key": key}, {"is_latest": True}]},
                     include=["metadatas"],
                 )
-                cands = sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: x[1].get("created_at", 0))
+                cands = sorted(
+                    zip(got["ids"], got["metadatas"], strict=True), key=lambda x: x[1].get("created_at", 0)
+                )
                 if cands:
                     latest[key] = cands[-1]
             prev = latest.get(key)
@@ -595,7 +610,9 @@ class Enricher:
                               superseded_at=float(pmd["created_at"]))  # fmt: skip
                 else:
                     # A caller's observation restating a fact replaces it (it is the better source).
-                    attrs["change_type"] = "refinement" if same else change_type(str(pattrs.get("value", "")), fact.value)
+                    attrs["change_type"] = (
+                        "refinement" if same else change_type(str(pattrs.get("value", "")), fact.value)
+                    )
                     attrs["last_event"] = "SUPERSEDE"
                     md.update(supersedes=pid, version=int(pmd.get("version", 1)) + 1)
                     patch = {"status": "superseded", "is_latest": False, "superseded_by": fid,
@@ -610,12 +627,19 @@ class Enricher:
                 latest[key] = (fid, md)
         if writes:
             ids = list(writes)
-            await engine.write_records(tenant_id, ids, [writes[i][0] for i in ids], [writes[i][1] for i in ids])
+            await engine.write_records(
+                tenant_id, ids, [writes[i][0] for i in ids], [writes[i][1] for i in ids]
+            )
         for old_id, new_id, at in repairs:  # finish a supersession an interrupted run began
             got = await mem.get(ids=[old_id], include=["metadatas"])
             if got["ids"] and got["metadatas"][0].get("is_latest"):
-                updates.setdefault(old_id, {}).update(status="superseded", is_latest=False, superseded_by=new_id,
-                                                      superseded_at=at, updated_at=now)  # fmt: skip
+                updates.setdefault(old_id, {}).update(
+                    status="superseded",
+                    is_latest=False,
+                    superseded_by=new_id,
+                    superseded_at=at,
+                    updated_at=now,
+                )
         if updates:
             await self._patch(tenant_id, mem, updates)
         return fact_ids_by_turn
@@ -678,8 +702,9 @@ class Enricher:
                 scope = {f: md.get(f, "") for f in SCOPE_FIELDS}
                 scope["role"] = ""
                 open_ep = {"id": eid, "md": scope, "attrs": {
-                    "title": "", "summary": "", "started_at": _iso(ts), "ended_at": _iso(ts), "started_ts": ts,
-                    "ended_ts": ts, "fact_ids": [], "turn_ids": [], "open": True}}  # fmt: skip
+                    "title": "", "summary": "", "started_at": _iso(ts), "ended_at": _iso(ts),
+                    "started_ts": ts, "ended_ts": ts, "fact_ids": [], "turn_ids": [],
+                    "open": True}}  # fmt: skip
                 recent = []
             a = open_ep["attrs"]
             a["turn_ids"].append(tid)
@@ -716,16 +741,22 @@ class Enricher:
         """Title and summary: the extractor's ``asummarize`` for closed episodes if it has one."""
         got = await mem.get(ids=attrs["turn_ids"], include=["documents", "metadatas"])
         order = {t: i for i, t in enumerate(attrs["turn_ids"])}
-        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"], strict=True), key=lambda r: order[r[0]])
+        rows = sorted(
+            zip(got["ids"], got["documents"], got["metadatas"], strict=True), key=lambda r: order[r[0]]
+        )
         turns = [TurnInput(id=i, role=m.get("role") or "user", text=d or "") for i, d, m in rows]
         if final and hasattr(self.extractor, "asummarize"):
             try:
                 return await self.extractor.asummarize(turns)
             except Exception as e:  # a summary is not worth failing the job: fall back to rules
                 logger.warning("episode summarizer failed, using rules: %s", e)
-        facts = await mem.get(ids=attrs["fact_ids"], include=["documents", "metadatas"]) if attrs["fact_ids"] else None
-        return summarize_rules(turns, [] if facts is None else list(zip(facts["documents"], facts["metadatas"],
-                                                                           strict=True)))  # fmt: skip
+        facts = (
+            await mem.get(ids=attrs["fact_ids"], include=["documents", "metadatas"])
+            if attrs["fact_ids"]
+            else None
+        )
+        pairs = [] if facts is None else list(zip(facts["documents"], facts["metadatas"], strict=True))
+        return summarize_rules(turns, pairs)
 
     async def end_session(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
@@ -733,7 +764,9 @@ class Enricher:
         """Finish the session's queued work, close its open episode and return it."""
         self._ensure_worker()
         mine = (tenant_id, session_id)
-        while not self._resumed or any((t, s) == mine for t, _, s in [*self._queue, *filter(None, [self._current])]):
+        while not self._resumed or any(
+            (t, s) == mine for t, _, s in [*self._queue, *filter(None, [self._current])]
+        ):
             self._raise_if_dead()
             await asyncio.sleep(0.02)
         pair = await self.engine.collections(tenant_id, create=False)
@@ -755,7 +788,9 @@ class Enricher:
 
 def summarize_rules(turns: list[TurnInput], facts: list[tuple[str, dict[str, Any]]]) -> EpisodeSummary:
     """LLM-free episode title (speakers and top topic words) and summary (its best facts)."""
-    speakers = list(dict.fromkeys(t.role for t in turns if t.role.lower() not in ("assistant", "system", "tool")))
+    speakers = list(
+        dict.fromkeys(t.role for t in turns if t.role.lower() not in ("assistant", "system", "tool"))
+    )
     words = Counter(
         w for t in turns for w in re.findall(r"[a-z][a-z'-]{3,}", t.text.lower()) if w not in _STOP
     )
