@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("llama_index.memory.mem_adapters")
 
-from llama_index.memory.mem_adapters import close_shared_engines  # noqa: E402
+from llama_index.memory.mem_adapters import close_shared_engines
 
 
 @pytest.fixture(autouse=True)

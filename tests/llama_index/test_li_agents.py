@@ -34,8 +34,12 @@ class Script:
         last_user = max(i for i, m in enumerate(messages) if m.role == MessageRole.USER)
         after = messages[last_user + 1 :]
         if self.react:
-            if "Observation:" in (messages[-1].content or "") or any("Observation:" in (m.content or "") for m in after):
-                return ChatMessage(role="assistant", content="Thought: I can answer.\nAnswer: your plan is gold")
+            if "Observation:" in (messages[-1].content or "") or any(
+                "Observation:" in (m.content or "") for m in after
+            ):
+                return ChatMessage(
+                    role="assistant", content="Thought: I can answer.\nAnswer: your plan is gold"
+                )
             return ChatMessage(
                 role="assistant",
                 content='Thought: I need the record.\nAction: lookup\nAction Input: {"query": "alice"}',

@@ -233,7 +233,8 @@ def test_messages_are_searchable_by_text_content(engine):
 
 def test_turns_written_by_the_engine_read_as_messages(engine):
     engine.remember(
-        [{"role": "user", "text": "plain turn"}, {"role": "Caroline", "text": "named speaker"}], session_id="e"
+        [{"role": "user", "text": "plain turn"}, {"role": "Caroline", "text": "named speaker"}],
+        session_id="e",
     )
     got = MemAdaptersChatStore(engine=engine).get_messages("e")
     assert [(m.role.value, m.content) for m in got] == [("user", "plain turn"), ("user", "named speaker")]

@@ -119,7 +119,12 @@ def test_recall_respects_the_memory_token_limit(engine):
     ).get("peanuts")
     assert len(memory.tokenizer_fn(tight[0].content)) <= budget
     assert tight[0].content.count("\n[") == 1
-    assert MemAdaptersMemory(engine=engine, user_id="alice", session_id="new", memory_token_limit=5).get("peanuts") == []
+    assert (
+        MemAdaptersMemory(engine=engine, user_id="alice", session_id="new", memory_token_limit=5).get(
+            "peanuts"
+        )
+        == []
+    )
 
 
 def test_no_recall_without_user_id(engine):
@@ -165,4 +170,6 @@ async def test_user_insert_method_prepends_to_latest_user_message(engine):
     assert is_memory_message(shown[2]) and not is_memory_message(shown[0])
     assert "allergic to peanuts" in shown[2].content and shown[2].content.endswith("peanut snacks?")
     await memory.aset(shown)  # written back: the memories are stripped, the question kept
-    assert dump(await memory.aget_all()) == dump([msg("earlier q"), msg("earlier a", "assistant"), msg("peanut snacks?")])
+    assert dump(await memory.aget_all()) == dump(
+        [msg("earlier q"), msg("earlier a", "assistant"), msg("peanut snacks?")]
+    )

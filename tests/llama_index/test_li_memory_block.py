@@ -58,12 +58,16 @@ async def test_block_with_sql_chat_store_records_flushed_messages(engine):
     assert [a.text for a in archived] == [m.content for m in turns()[: len(archived)]]
     # The session tag BaseMemoryBlock.aput adds is not stored.
     assert all("session_id" not in a.metadata["li_message"]["additional_kwargs"] for a in archived)
-    found = await block.aget([ChatMessage(role="user", content="Where does my sister live?")], session_id="s1")
+    found = await block.aget(
+        [ChatMessage(role="user", content="Where does my sister live?")], session_id="s1"
+    )
     assert found.split("\n")[0].endswith("My sister Lena lives in Lisbon")
 
 
 async def test_aget_excludes_the_active_queue_and_other_users(engine):
-    engine.remember([{"role": "user", "text": "My sister Lena lives in Lisbon"}], session_id="x", user_id="u2")
+    engine.remember(
+        [{"role": "user", "text": "My sister Lena lives in Lisbon"}], session_id="x", user_id="u2"
+    )
     store = MemAdaptersAsyncChatStore(engine=engine, user_id="u1")
     await store.add_messages("s1", [ChatMessage(role="user", content="My sister lives in Porto")])
     block = MemAdaptersMemoryBlock(engine=engine, user_id="u1")

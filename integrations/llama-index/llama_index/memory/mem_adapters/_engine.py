@@ -17,9 +17,10 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
+
 from mem_adapters import AsyncMemoryEngine, MemAdaptersError, MemoryEngine
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def _key(path: str | os.PathLike[str] | None, host: str | None, port: int) -> tu
     return ("path", str(Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH).resolve()))
 
 
-def shared_engine(path: str | os.PathLike[str] | None = None, host: str | None = None, port: int = 8000) -> MemoryEngine:
+def shared_engine(
+    path: str | os.PathLike[str] | None = None, host: str | None = None, port: int = 8000
+) -> MemoryEngine:
     """The process-wide :class:`MemoryEngine` for these settings, created on first use.
 
     Sharing matters: adapters rebuilt from a serialised ``Context`` reconnect to the same
@@ -105,7 +108,9 @@ class EngineHandle:
             self.aengine = engine
             self._loop = None
         else:
-            raise MemAdaptersError(f"engine must be a MemoryEngine or AsyncMemoryEngine, got {type(engine)!r}")
+            raise MemAdaptersError(
+                f"engine must be a MemoryEngine or AsyncMemoryEngine, got {type(engine)!r}"
+            )
 
     async def call(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
         """Await ``fn(aengine)`` on the engine's loop without blocking the caller's loop."""

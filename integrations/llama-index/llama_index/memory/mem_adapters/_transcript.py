@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import (
     ThinkingBlock,
     ToolCallBlock,
 )
+
 from mem_adapters import AsyncMemoryEngine, MemoryItem, ValidationError
 
 from ._engine import session_lock
@@ -204,7 +205,9 @@ class Transcript:
             await aengine.clear_session(session_id, tenant_id=self.tenant_id)
             await self._append_locked(aengine, session_id, messages, status)
 
-    async def clear(self, aengine: AsyncMemoryEngine, session_id: str, status: Status | None = None) -> list[ChatMessage]:
+    async def clear(
+        self, aengine: AsyncMemoryEngine, session_id: str, status: Status | None = None
+    ) -> list[ChatMessage]:
         """Delete the transcript's turns (of one status, or all); returns their messages."""
         async with session_lock(aengine, self.tenant_id, session_id):
             items = await self.items(aengine, session_id, status)

@@ -17,6 +17,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.memory.types import BaseMemory
 from llama_index.core.utils import get_tokenizer
+
 from mem_adapters import AsyncMemoryEngine, MemoryEngine, MemoryItem
 from mem_adapters.retrieval import format_item
 
@@ -111,10 +112,12 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
     token_limit: int = Field(default=3000, gt=0, description="Token budget of the history.")
     memory_token_limit: int = Field(default=600, ge=0, description="Token budget of recalled memories.")
     similarity_top_k: int = Field(default=5, ge=0, description="Memories searched per get().")
-    context_prefix: str = Field(default=DEFAULT_CONTEXT_PREFIX, description="Heading of the memories message.")
+    context_prefix: str = Field(
+        default=DEFAULT_CONTEXT_PREFIX, description="Heading of the memories message."
+    )
     insert_method: Literal["system", "user"] = Field(
         default="system",
-        description='"system": a leading system message; "user": a block prepended to the latest user message.',
+        description='"system": leading system message; "user": prepended to the latest user message.',
     )
     tokenizer_fn: Callable[[str], list[Any]] = Field(
         default_factory=get_tokenizer, exclude=True, description="Tokenizer used for budgets."
@@ -177,7 +180,9 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
         return {"$or": [{"session_id": {"$ne": self.session_id}}, {"kind": {"$ne": "turn"}}]}
 
     def _pack(self, items: list[MemoryItem]) -> str | None:
-        budget = self.memory_token_limit - len(self.tokenizer_fn(f"{MEMORY_TAG}\n{self.context_prefix}\n{MEMORY_END_TAG}"))
+        budget = self.memory_token_limit - len(
+            self.tokenizer_fn(f"{MEMORY_TAG}\n{self.context_prefix}\n{MEMORY_END_TAG}")
+        )
         lines: list[str] = []
         for item in items:  # best first: stop adding once the budget is spent
             line = _line(item)

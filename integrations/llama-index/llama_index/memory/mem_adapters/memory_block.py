@@ -9,6 +9,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
+
 from mem_adapters import AsyncMemoryEngine, MemoryEngine
 
 from ._engine import EngineConfig
@@ -79,7 +80,9 @@ class MemAdaptersMemoryBlock(EngineConfig, BaseMemoryBlock[str]):
         filters = {"$or": clauses}
         scope = {"user_id": self.user_id} if self.user_id is not None else {"session_id": session_id}
         found = await self._arun(
-            lambda e: e.search(query, tenant_id=self.tenant_id, k=self.similarity_top_k, filters=filters, **scope)
+            lambda e: e.search(
+                query, tenant_id=self.tenant_id, k=self.similarity_top_k, filters=filters, **scope
+            )
         )
         return "\n".join(_line(i) for i in found.results)
 
@@ -89,12 +92,16 @@ class MemAdaptersMemoryBlock(EngineConfig, BaseMemoryBlock[str]):
             return
         session_id = messages[0].additional_kwargs.get("session_id") or self.session_id
         if session_id is None:
-            logger.warning("MemAdaptersMemoryBlock: no session id, %d flushed messages not recorded", len(messages))
+            logger.warning(
+                "MemAdaptersMemoryBlock: no session id, %d flushed messages not recorded", len(messages)
+            )
             return
         clean = []
         for m in messages:
             # BaseMemoryBlock.aput tagged the messages with the session id; do not store the tag.
-            kwargs = {k: v for k, v in m.additional_kwargs.items() if not (k == "session_id" and v == session_id)}
+            kwargs = {
+                k: v for k, v in m.additional_kwargs.items() if not (k == "session_id" and v == session_id)
+            }
             clean.append(m.model_copy(update={"additional_kwargs": kwargs}))
         tx = Transcript(self.tenant_id, self.user_id)
 

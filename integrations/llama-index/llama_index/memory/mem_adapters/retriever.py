@@ -9,6 +9,7 @@ from typing import Any
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
 from mem_adapters import AsyncMemoryEngine, MemoryEngine, MemoryItem
 
 from ._engine import EngineConfig
@@ -22,9 +23,7 @@ _HIDDEN = ["memory_id", "seq", "status", "score", "tenant_id", "parent_id", "sou
 
 def item_to_node(item: MemoryItem) -> NodeWithScore:
     """A search hit as a ``NodeWithScore`` (engine fields and caller metadata as node metadata)."""
-    metadata: dict[str, Any] = {
-        k: v for k, v in item.metadata.items() if k not in (MESSAGE_KEY, SOURCE_KEY)
-    }
+    metadata: dict[str, Any] = {k: v for k, v in item.metadata.items() if k not in (MESSAGE_KEY, SOURCE_KEY)}
     metadata.update({
         "memory_id": item.id, "kind": item.kind, "role": item.role, "session_id": item.session_id,
         "user_id": item.user_id, "timestamp": item.timestamp.isoformat() if item.timestamp else None,
