@@ -570,6 +570,7 @@ class AsyncMemoryEngine:
         custom_instructions: str | None = None,
         user_name: str | None = None,
         metadata: dict[str, Any] | None = None,
+        index: bool = True,
     ) -> AddResult:
         """Store raw text, or user/assistant pairs, as a memory.
 
@@ -590,6 +591,8 @@ class AsyncMemoryEngine:
             custom_instructions: Passed to the condenser/extractor.
             user_name: Speaker label for the user side of ``pairs``.
             metadata: Caller metadata (JSON-serialisable).
+            index: ``False`` stores the memory for get/list only: it is neither embedded nor
+                searched (nor chunked).
 
         Raises:
             ValidationError: both or neither of ``raw_text``/``pairs``, empty text, bad expiry.
@@ -617,7 +620,7 @@ class AsyncMemoryEngine:
         source_id = rec.stable_id("src_", text)
         now = time.time()
         expires_at = now + expiry_seconds if expiry_seconds else rec.NEVER
-        chunks = chunk_text(text)
+        chunks = chunk_text(text) if index else [text]
         inferred = condense(text, custom_instructions=custom_instructions) if infer else []
         scope = {
             "tenant_id": tenant_id,
@@ -656,7 +659,7 @@ class AsyncMemoryEngine:
                     "kind": "raw",
                     "seq": seq,
                     "version": version,
-                    "indexed": len(chunks) == 1,
+                    "indexed": index and len(chunks) == 1,
                     "attrs": json.dumps(attrs),
                 }
             ]
@@ -685,14 +688,18 @@ class AsyncMemoryEngine:
                         "kind": "fact",
                         "seq": seq + 1 + len(chunks) + i,
                         "version": 1,
-                        "indexed": True,
+                        "indexed": index,
                         "parent_id": memory_id,
                         "source_ids": json.dumps([memory_id]),
                         "attrs": json.dumps({"origin": "inferred", "source_id": source_id}),
                     }
                 )
-            embeddings = await self.embed(texts[1:] if len(chunks) > 1 else texts)
-            if len(chunks) > 1:
+            if not index:
+                # Chroma needs a vector; an unindexed memory is never searched, so any will do.
+                embeddings = [[1.0] + [0.0] * (self.embedder.dimension - 1) for _ in texts]
+            else:
+                embeddings = await self.embed(texts[1:] if len(chunks) > 1 else texts)
+            if index and len(chunks) > 1:
                 # The long parent is not searched itself (its chunks are); reuse chunk 0's vector.
                 embeddings = [embeddings[0], *embeddings]
             await self.write_records(tenant_id, ids, texts, metas, embeddings)

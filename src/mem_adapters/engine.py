@@ -8,6 +8,7 @@ under concurrent writers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from collections.abc import Coroutine, Sequence
@@ -37,17 +38,13 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="mem-adapters-loop", daemon=True
-        )
+        self.thread = threading.Thread(target=self.loop.run_forever, name="mem-adapters-loop", daemon=True)
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
             coro.close()
-            raise MemAdaptersError(
-                "MemoryEngine called from its own event loop; use AsyncMemoryEngine"
-            )
+            raise MemAdaptersError("MemoryEngine called from its own event loop; use AsyncMemoryEngine")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stop(self) -> None:
@@ -100,15 +97,23 @@ class MemoryEngine:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run(coro)
 
-    def remember(
-        self, turns: Sequence[Turn | dict[str, Any]], *, session_id: str, **kw: Any
-    ) -> WriteResult:
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule a coroutine of :attr:`aengine` on the engine's loop; returns its future.
+
+        Async callers in another event loop await it with ``asyncio.wrap_future(...)``, so they
+        never block their own loop.
+        """
+        return asyncio.run_coroutine_threadsafe(coro, self._loop.loop)
+
+    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await a coroutine of :attr:`aengine` from any event loop without blocking it."""
+        return await asyncio.wrap_future(self.submit(coro))
+
+    def remember(self, turns: Sequence[Turn | dict[str, Any]], *, session_id: str, **kw: Any) -> WriteResult:
         """Write a batch of turns. See :meth:`AsyncMemoryEngine.remember`."""
         return self._run(self._async.remember(turns, session_id=session_id, **kw))
 
-    def record_message(
-        self, conversation_id: str, role: str, content: str, **kw: Any
-    ) -> RecordResult:
+    def record_message(self, conversation_id: str, role: str, content: str, **kw: Any) -> RecordResult:
         """Record one message. See :meth:`AsyncMemoryEngine.record_message`."""
         return self._run(self._async.record_message(conversation_id, role, content, **kw))
 
@@ -165,9 +170,7 @@ class MemoryEngine:
         """Delete the oldest turns. See :meth:`AsyncMemoryEngine.delete_oldest`."""
         return self._run(self._async.delete_oldest(session_id, n, **kw))
 
-    def set_status(
-        self, ids: Sequence[str], status: Literal["active", "archived"], **kw: Any
-    ) -> list[str]:
+    def set_status(self, ids: Sequence[str], status: Literal["active", "archived"], **kw: Any) -> list[str]:
         """Set turn status. See :meth:`AsyncMemoryEngine.set_status`."""
         return self._run(self._async.set_status(ids, status, **kw))
 
