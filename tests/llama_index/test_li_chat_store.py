@@ -239,3 +239,16 @@ def test_turns_written_by_the_engine_read_as_messages(engine):
     got = MemAdaptersChatStore(engine=engine).get_messages("e")
     assert [(m.role.value, m.content) for m in got] == [("user", "plain turn"), ("user", "named speaker")]
     assert got[1].additional_kwargs == {"speaker": "Caroline"}
+
+
+@pytest.mark.server
+async def test_async_db_chat_store_against_a_chroma_server(chroma_server):
+    # Only host/port are given: the store creates (and shares) its engine lazily.
+    host, port = chroma_server
+    expected = await db_sequence(SQLAlchemyChatStore(table_name="conformance_server"))
+    store = MemAdaptersAsyncChatStore(host=host, port=port, tenant_id="li-server")
+    assert store._handle is None
+    assert await db_sequence(store) == expected
+    assert store.model_dump() == {
+        "path": None, "host": host, "port": port, "tenant_id": "li-server", "user_id": None,
+    }  # fmt: skip
