@@ -674,3 +674,73 @@ def test_caller_id_reused_for_a_different_turn_is_not_silently_dropped(engine):
         return
     assert res.duplicates == 0 or res.created == 1
     assert [m.text for m in engine.get_messages("s2")] == ["other"]
+
+
+def test_update_long_raw_memory_rechunks(engine):
+    old = " ".join(f"Old fact number {i} about the archive." for i in range(70))
+    r = engine.add(raw_text=old, tenant_id="t")
+    new = " ".join(f"New statement {i} concerning the volcano expedition." for i in range(70))
+    engine.update(r.memory_id, text=new, tenant_id="t")
+    item = engine.get(r.memory_id, tenant_id="t")
+    assert item.text == new and item.version == 2
+    chunks = engine.list({"kind": "chunk"}, page_size=1000, tenant_id="t").results
+    assert chunks and all("volcano" in c.text and "archive" not in c.text for c in chunks)
+    assert [h.text for h in engine.history(r.memory_id, tenant_id="t")] == [old, new]
+    assert "volcano" in engine.search("volcano expedition", tenant_id="t").results[0].text
+
+
+def test_keyed_memory_versions_accumulate(engine):
+    for i in range(4):
+        engine.add(raw_text=f"Address version {i}", memory_id="addr", tenant_id="t")
+    hist = engine.history("addr", tenant_id="t")
+    assert [h.text for h in hist] == [f"Address version {i}" for i in range(4)]
+    assert [h.version for h in hist] == [1, 2, 3, 4]
+    assert engine.get("addr", tenant_id="t").version == 4
+    assert engine.list(tenant_id="t").count == 1
+
+
+def test_concurrent_keyed_adds_keep_one_live_record(engine):
+    import threading
+
+    threads = [
+        threading.Thread(
+            target=engine.add, kwargs={"raw_text": f"value {i}", "memory_id": "k", "tenant_id": "t"}
+        )
+        for i in range(5)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert engine.list(tenant_id="t").count == 1
+    hist = engine.history("k", tenant_id="t")
+    assert sorted(h.text for h in hist) == sorted(f"value {i}" for i in range(5))
+    assert [h.version for h in hist] == [1, 2, 3, 4, 5]
+
+
+def test_idempotency_survives_reopen(tmp_path, embedder):
+    batch = convo(3)
+    with MemoryEngine(tmp_path / "db", embedder=embedder) as eng:
+        first = eng.remember(batch, session_id="s")
+    with MemoryEngine(tmp_path / "db", embedder=embedder) as eng:
+        again = eng.remember(batch[::-1], session_id="s")
+        assert again.active_ids == first.active_ids[::-1]
+        assert again.created == 0
+        assert [m.id for m in eng.get_messages("s")] == first.active_ids
+
+
+def test_record_message_transcript(engine):
+    ids = [
+        engine.record_message("conv", role, text, user_id="u", customer_id="acme").message_id
+        for role, text in [("user", "hi"), ("assistant", "hello"), ("user", "bye")]
+    ]
+    msgs = engine.get_messages("conv", tenant_id="acme")
+    assert [m.id for m in msgs] == ids
+    assert [m.role for m in msgs] == ["user", "assistant", "user"]
+
+
+def test_sub_tenant_scope(engine):
+    engine.remember(convo(2), session_id="s", sub_tenant_id="team-a")
+    engine.remember(convo(1, "other"), session_id="s2", sub_tenant_id="team-b")
+    assert engine.list(sub_tenant_id="team-a").count == 2
+    assert {h.sub_tenant_id for h in engine.search("number", sub_tenant_id="team-b").results} == {"team-b"}
