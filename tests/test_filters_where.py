@@ -12,8 +12,9 @@ from mem_adapters.where import compile_where, matches
 
 FIELDS = ["a", "b", "c"]
 # Values of several types: Chroma keeps bool, int/float and str apart.
-VALUES = st.one_of(st.sampled_from([0, 1, 2, 3]), st.sampled_from([1.5, 2.0]), st.sampled_from(["x", "y"]),
-                   st.booleans())
+VALUES = st.one_of(
+    st.sampled_from([0, 1, 2, 3]), st.sampled_from([1.5, 2.0]), st.sampled_from(["x", "y"]), st.booleans()
+)
 NUMS = st.sampled_from([0, 1, 1.5, 2, 3])
 
 
@@ -30,7 +31,9 @@ def leaf():
     return st.one_of(
         st.builds(lambda f, v: {f: v}, field, VALUES),
         st.builds(lambda f, op, v: {f: {op: v}}, field, st.sampled_from(["$eq", "$ne"]), VALUES),
-        st.builds(lambda f, op, v: {f: {op: v}}, field, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), NUMS),
+        st.builds(
+            lambda f, op, v: {f: {op: v}}, field, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), NUMS
+        ),
         st.builds(lambda f, op, v: {f: {op: v}}, field, st.sampled_from(["$in", "$nin"]), same_type_list),
     )
 
@@ -39,7 +42,9 @@ def clauses():
     return st.recursive(
         leaf(),
         lambda inner: st.builds(
-            lambda op, subs: {op: subs}, st.sampled_from(["$and", "$or"]), st.lists(inner, min_size=2, max_size=3)
+            lambda op, subs: {op: subs},
+            st.sampled_from(["$and", "$or"]),
+            st.lists(inner, min_size=2, max_size=3),
         ),
         max_leaves=5,
     )

@@ -23,7 +23,10 @@ TURNS = [
 
 async def _remember(aengine, session="s1", user="u1", turns=TURNS, **kw):
     return await aengine.remember(
-        [{"role": r, "text": t, "timestamp": ts} for r, t, ts in turns], session_id=session, user_id=user, **kw
+        [{"role": r, "text": t, "timestamp": ts} for r, t, ts in turns],
+        session_id=session,
+        user_id=user,
+        **kw,
     )
 
 
@@ -36,26 +39,45 @@ async def test_exact_rare_token_is_found_first(aengine):
 
 async def test_results_carry_metadata_and_fields(aengine):
     await aengine.remember(
-        [{"role": "Ana", "text": "I love hiking in the Alps", "timestamp": "2024-01-01T00:00:00Z",
-          "metadata": {"topic": "travel", "nested": {"x": [1, 2]}}}],
-        session_id="s9", user_id="u9", agent_id="a9",
+        [
+            {
+                "role": "Ana",
+                "text": "I love hiking in the Alps",
+                "timestamp": "2024-01-01T00:00:00Z",
+                "metadata": {"topic": "travel", "nested": {"x": [1, 2]}},
+            }
+        ],
+        session_id="s9",
+        user_id="u9",
+        agent_id="a9",
     )
     item = (await aengine.search("hiking mountains", k=1)).results[0]
     assert item.metadata == {"topic": "travel", "nested": {"x": [1, 2]}}
-    assert (item.kind, item.session_id, item.user_id, item.agent_id, item.role) == ("turn", "s9", "u9", "a9", "Ana")
+    assert (item.kind, item.session_id, item.user_id, item.agent_id, item.role) == (
+        "turn",
+        "s9",
+        "u9",
+        "a9",
+        "Ana",
+    )
     assert item.timestamp.year == 2024 and item.score is not None
 
 
 async def test_scope_and_filters_are_anded(aengine):
     await _remember(aengine, session="s1", user="u1")
-    await _remember(aengine, session="s2", user="u2",
-                    turns=[("Cy", "My router serial is QX-7731B too, funny.", "2024-04-01T00:00:00Z")])
+    await _remember(
+        aengine,
+        session="s2",
+        user="u2",
+        turns=[("Cy", "My router serial is QX-7731B too, funny.", "2024-04-01T00:00:00Z")],
+    )
     res = await aengine.search("router serial QX-7731B", k=10, user_id="u2")
     assert res.results and {r.user_id for r in res.results} == {"u2"}
     res = await aengine.search("router serial", k=10, filters={"role": {"$in": ["Ben"]}})
     assert res.results and {r.role for r in res.results} == {"Ben"}
-    res = await aengine.search("anything", k=10, filters={"$or": [{"role": "Cy"}, {"session_id": "s1"}]},
-                               user_id="u2")
+    res = await aengine.search(
+        "anything", k=10, filters={"$or": [{"role": "Cy"}, {"session_id": "s1"}]}, user_id="u2"
+    )
     assert [r.role for r in res.results] == ["Cy"]
     later = await aengine.search("marathon", k=10, time_range=("2024-03-05T00:00:00Z", None))
     assert later.results and all(r.timestamp.isoformat() >= "2024-03-05" for r in later.results)
@@ -91,8 +113,10 @@ async def test_rebuild_after_another_writer(tmp_path, embedder):
         await _remember(a)
         before = await a.retriever.index("default")
         assert len(before.docs) == len(TURNS)
-        w = await b.remember([{"role": "Cy", "text": "Platypus facts are wild", "timestamp": "2024-05-01T00:00:00Z"}],
-                             session_id="s3")
+        w = await b.remember(
+            [{"role": "Cy", "text": "Platypus facts are wild", "timestamp": "2024-05-01T00:00:00Z"}],
+            session_id="s3",
+        )
         after = await a.retriever.index("default")
         assert w.active_ids[0] in after.docs and after is not before
         assert (await a.search("platypus", k=1)).results[0].id == w.active_ids[0]
@@ -110,8 +134,12 @@ async def test_index_rebuilds_when_missing(aengine):
 
 
 async def test_near_duplicates_are_returned_once(aengine):
-    await _remember(aengine, session="s1", turns=[("Ana", "I adopted a grey cat called Pixel.", "2024-01-01T00:00:00Z")])
-    await _remember(aengine, session="s2", turns=[("Ana", "I adopted a grey cat called Pixel!", "2024-02-01T00:00:00Z")])
+    await _remember(
+        aengine, session="s1", turns=[("Ana", "I adopted a grey cat called Pixel.", "2024-01-01T00:00:00Z")]
+    )
+    await _remember(
+        aengine, session="s2", turns=[("Ana", "I adopted a grey cat called Pixel!", "2024-02-01T00:00:00Z")]
+    )
     res = await aengine.search("grey cat Pixel", k=5)
     assert sum("grey cat" in r.text for r in res.results) == 1
 
@@ -129,14 +157,33 @@ async def test_context_mode_budget_and_labels(aengine):
 
 
 def _fact(fid, text, created, superseded_at=rec.NEVER, successor=None, latest=True):
-    return fid, text, {
-        "kind": "fact", "tenant_id": "default", "sub_tenant_id": "", "user_id": "u1", "agent_id": "",
-        "session_id": "s1", "sub_session_id": "", "role": "Ana", "ts": created, "seq": int(created),
-        "status": "active" if latest else "superseded", "created_at": created, "updated_at": created,
-        "expires_at": rec.NEVER, "version": 1, "is_latest": latest, "indexed": True,
-        "superseded_at": superseded_at, "superseded_by": successor or "", "source_ids": json.dumps(["t1"]),
-        "meta": "{}",
-    }
+    return (
+        fid,
+        text,
+        {
+            "kind": "fact",
+            "tenant_id": "default",
+            "sub_tenant_id": "",
+            "user_id": "u1",
+            "agent_id": "",
+            "session_id": "s1",
+            "sub_session_id": "",
+            "role": "Ana",
+            "ts": created,
+            "seq": int(created),
+            "status": "active" if latest else "superseded",
+            "created_at": created,
+            "updated_at": created,
+            "expires_at": rec.NEVER,
+            "version": 1,
+            "is_latest": latest,
+            "indexed": True,
+            "superseded_at": superseded_at,
+            "superseded_by": successor or "",
+            "source_ids": json.dumps(["t1"]),
+            "meta": "{}",
+        },
+    )
 
 
 async def test_superseded_facts_and_as_of(aengine):
@@ -174,3 +221,34 @@ async def test_server_mode_same_behaviour(chroma_server, embedder):
     finally:
         await eng.erase(tenant_id=tenant)
         await eng.aclose()
+
+
+@pytest.mark.parametrize("exact_max", [0, 20000])
+async def test_chroma_and_exact_dense_paths_agree_on_filters(aengine, exact_max):
+    import dataclasses
+
+    aengine.retriever.config = dataclasses.replace(aengine.retriever.config, exact_dense_max=exact_max)
+    await _remember(aengine)
+    await _remember(
+        aengine, session="s2", user="u2", turns=[("Cy", "I keep a pet tortoise.", "2024-04-01T00:00:00Z")]
+    )
+    res = await aengine.search("animals and pets", k=10, user_id="u1", filters={"role": "Ana"})
+    assert res.results and {(r.user_id, r.role) for r in res.results} == {("u1", "Ana")}
+    assert res.results[0].text.startswith("I adopted a grey cat")
+
+
+def test_bm25_remove_equals_fresh_index():
+    from mem_adapters.lexical import BM25Index, tokenize
+
+    texts = {"a": "hiking in the alps with my dog", "b": "my dogs love hikes", "c": "cello practice daily"}
+    inc = BM25Index()
+    for i, t in texts.items():
+        inc.add(i, t)
+    inc.add("a", "swimming in the ocean")  # replace
+    inc.remove("c")
+    fresh = BM25Index()
+    fresh.add("b", texts["b"])
+    fresh.add("a", "swimming in the ocean")
+    q = tokenize("dog hiking ocean")
+    assert inc.scores(q) == pytest.approx(fresh.scores(q))
+    assert tokenize("Hiking") == tokenize("hikes") == ["hik"]

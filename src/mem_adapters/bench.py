@@ -181,7 +181,9 @@ def score_ranking(turn_dias: list[str], evidence: list[str], ks: list[int]) -> d
         hits = ev.intersection(top)
         out["recall"][k] = len(hits) / len(ev)
         out["any_hit"][k] = 1.0 if hits else 0.0
-        out["session_recall"][k] = len(ev_sessions.intersection(d.split(":")[0] for d in top)) / len(ev_sessions)
+        out["session_recall"][k] = len(ev_sessions.intersection(d.split(":")[0] for d in top)) / len(
+            ev_sessions
+        )
     return out
 
 
@@ -227,9 +229,7 @@ class _Tally:
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "overall": self._block("overall"),
-            "by_category": {
-                str(c): {"name": name, **self._block(str(c))} for c, name in CATEGORIES.items()
-            },
+            "by_category": {str(c): {"name": name, **self._block(str(c))} for c, name in CATEGORIES.items()},
         }
         if self.latencies:
             out["latency_ms"] = {
@@ -401,10 +401,13 @@ def _report(
             "turns": turns,
             "questions": sum(len(c.questions) for c in convs),
             "evidence": {
-                "raw_strings": ev.raw, "kept_ids": ev.kept, "repaired_ids": ev.repaired,
-                "dropped": ev.dropped, "dropped_examples": ev.dropped_examples[:20],
+                "raw_strings": ev.raw,
+                "kept_ids": ev.kept,
+                "repaired_ids": ev.repaired,
+                "dropped": ev.dropped,
+                "dropped_examples": ev.dropped_examples[:20],
                 "questions_without_evidence": ev.questions_without_evidence,
-            },  # fmt: skip
+            },
         },
         "config": {
             "ks": ks,
@@ -447,9 +450,17 @@ def format_table(report: dict[str, Any]) -> str:
             rows.append(
                 [name, label, str(b["n"])]
                 + [f"{b['recall@k'][k]:.3f}" if b.get("recall@k", {}).get(k) is not None else "-" for k in ks]
-                + [f"{b['session_recall@k'][k]:.3f}" if b.get("session_recall@k", {}).get(k) is not None else "-"
-                   for k in ks]  # fmt: skip
-                + ([f"{lat.get('p50', 0):.1f}", f"{lat.get('p95', 0):.1f}"] if label == "overall" else ["", ""])
+                + [
+                    f"{b['session_recall@k'][k]:.3f}"
+                    if b.get("session_recall@k", {}).get(k) is not None
+                    else "-"
+                    for k in ks
+                ]
+                + (
+                    [f"{lat.get('p50', 0):.1f}", f"{lat.get('p95', 0):.1f}"]
+                    if label == "overall"
+                    else ["", ""]
+                )
             )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
@@ -515,8 +526,9 @@ def cmd_locomo(args: argparse.Namespace) -> int:
             return 2
     baselines = [b for group in args.baseline or [] for b in group]
     report = asyncio.run(
-        run_locomo(args.data, ks=args.k, baselines=baselines, enrich=args.enrich,
-                   store=args.store, limit=args.limit)  # fmt: skip
+        run_locomo(
+            args.data, ks=args.k, baselines=baselines, enrich=args.enrich, store=args.store, limit=args.limit
+        )
     )
     print(format_table(report))
     ing = report["ingest"]
@@ -541,8 +553,12 @@ def register(sub: Any) -> None:
     p.add_argument("--k", type=_ks, default=[1, 5, 10, 20], help="cut-offs, e.g. 1,5,10,20")
     p.add_argument("--out", default=None, help="write the JSON report here")
     p.add_argument("--plot", default=None, help="write a recall@k PNG here (needs matplotlib)")
-    p.add_argument("--baseline", type=_baselines, action="append",
-                   help="reference retrievers to run alongside: dense, bm25, hybrid (repeatable or comma list)")  # fmt: skip
+    p.add_argument(
+        "--baseline",
+        type=_baselines,
+        action="append",
+        help="reference retrievers to run alongside: dense, bm25, hybrid (repeatable or comma list)",
+    )
     p.add_argument("--enrich", action="store_true", help="enable background enrichment and wait for it")
     p.add_argument("--store", default=None, help="Chroma folder (default: a temporary one, deleted after)")
     p.add_argument("--limit", type=int, default=None, help="only the first N conversations")

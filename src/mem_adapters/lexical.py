@@ -13,22 +13,21 @@ from collections.abc import Callable, Iterable
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
-STOP_WORDS = frozenset(
-    """
-    a about above after again against all am an and any are aren't as at be because been before
-    being below between both but by can can't cannot could couldn't did didn't do does doesn't
-    doing don't down during each few for from further had hadn't has hasn't have haven't having
-    he he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've
-    if in into is isn't it it's its itself let's me more most mustn't my myself no nor not of off
-    on once only or other ought our ours ourselves out over own same shan't she she'd she'll
-    she's should shouldn't so some such than that that's the their theirs them themselves then
-    there there's these they they'd they'll they're they've this those through to too under until
-    up very was wasn't we we'd we'll we're we've were weren't what what's when when's where
-    where's which while who who's whom why why's with won't would wouldn't you you'd you'll
-    you're you've your yours yourself yourselves
-    s t just also really so yeah oh hey hi wow like get got will
-    """.split()
-)
+_STOP = """
+    a about above after again against all also am an and any are aren't as at be because been
+    before being below between both but by can can't cannot could couldn't did didn't do does
+    doesn't doing don't down during each few for from further get got had hadn't has hasn't have
+    haven't having he he'd he'll he's her here here's hers herself hey hi him himself his how
+    how's i i'd i'll i'm i've if in into is isn't it it's its itself just let's like me more
+    most mustn't my myself no nor not of off oh on once only or other ought our ours ourselves
+    out over own really s same shan't she she'd she'll she's should shouldn't so some such t
+    than that that's the their theirs them themselves then there there's these they they'd
+    they'll they're they've this those through to too under until up very was wasn't we we'd
+    we'll we're we've were weren't what what's when when's where where's which while who who's
+    whom why why's will with won't would wouldn't wow yeah you you'd you'll you're you've your
+    yours yourself yourselves
+"""
+STOP_WORDS = frozenset(_STOP.split())
 """Function words carrying no topic; dropped from documents and queries alike."""
 
 
@@ -52,9 +51,7 @@ def _stem(word: str) -> str:
     # Plurals first (Porter's step 1a), then -ing/-ed/-ly (step 1b, simplified).
     if word.endswith("ies") and len(word) > 4:
         word = word[:-3] + "y"
-    elif word.endswith("sses") or (word.endswith("es") and word[-3] in "xz"):
-        word = word[:-2]
-    elif word.endswith(("ches", "shes")):
+    elif word.endswith(("sses", "ches", "shes")) or (word.endswith("es") and word[-3] in "xz"):
         word = word[:-2]
     elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
         word = word[:-1]

@@ -27,8 +27,10 @@ import asyncio
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
 
 from . import records as rec
 from .lexical import BM25Index, tokenize
@@ -79,7 +81,11 @@ class RetrievalConfig:
     """Knobs of the hybrid ranker (defaults were set on aggregate LoCoMo-dev recall).
 
     Attributes:
-        dense_candidates: Nearest neighbours asked of Chroma.
+        dense_candidates: Dense nearest neighbours taken.
+        exact_dense_max: Up to this many records per tenant, dense scores are computed exactly
+            in-process from the embeddings Chroma stores (a derived copy kept in step like the
+            lexical index; one matrix product, no HNSW approximation); above it Chroma's
+            vector index is queried.
         lexical_candidates: BM25 hits kept.
         rrf_k: Rank offset of reciprocal-rank fusion (smaller favours the top ranks).
         dense_weight: Weight of the dense list in the fusion.
@@ -100,21 +106,22 @@ class RetrievalConfig:
     """
 
     dense_candidates: int = 60
+    exact_dense_max: int = 20000
     lexical_candidates: int = 60
     rrf_k: float = 20.0
-    dense_weight: float = 1.0
+    dense_weight: float = 0.5
     lexical_weight: float = 1.0
-    speaker_boost: float = 0.3
+    speaker_boost: float = 1.0
     speaker_term_weight: float = 0.3
     time_boost: float = 0.3
     window_boost: float = 0.3
-    neighbour_share: float = 0.3
+    neighbour_share: float = 0.5
     neighbour_sources: int = 30
     session_boost: float = 0.5
     session_top: int = 3
     superseded_penalty: float = 0.5
     dedup_jaccard: float = 0.9
-    session_diversity: float = 1.0
+    session_diversity: float = 0.9
 
 
 @dataclass
@@ -148,6 +155,28 @@ class TenantIndex:
         self._order_dirty = True
         self._position: dict[str, tuple[tuple[Any, ...], int]] = {}
         self.latest_ts = 0.0
+        self.vectors: dict[str, np.ndarray] = {}
+        self.need_vectors: set[str] = set()  # written records whose embedding is not fetched yet
+        self._matrix: tuple[list[str], np.ndarray] | None = None
+        self.exact = True  # built with every embedding (see RetrievalConfig.exact_dense_max)
+
+    def set_vector(self, doc_id: str, vector: Any) -> None:
+        """Store a record's embedding, unit-normalised (the collections use cosine space)."""
+        if doc_id not in self.docs:
+            return
+        v = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(v))
+        self.vectors[doc_id] = v / norm if norm > 0 else v
+        self.need_vectors.discard(doc_id)
+        self._matrix = None
+
+    def matrix(self) -> tuple[list[str], np.ndarray]:
+        """Ids and stacked unit vectors of every indexed record that has one."""
+        if self._matrix is None:
+            ids = [i for i in self.vectors if self.docs[i].meta.get("indexed", True)]
+            mat = np.stack([self.vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
+            self._matrix = (ids, mat)
+        return self._matrix
 
     def upsert(self, doc_id: str, text: str, meta: dict[str, Any]) -> None:
         """Add or replace one record."""
@@ -168,6 +197,7 @@ class TenantIndex:
         if kind == "turn":
             self._sessions.setdefault(session, []).append(doc_id)
             self._order_dirty = True
+        self.need_vectors.add(doc_id)
         ts = meta.get("ts")
         if isinstance(ts, int | float) and ts > self.latest_ts:
             self.latest_ts = float(ts)
@@ -178,6 +208,9 @@ class TenantIndex:
         if doc is None:
             return
         self.bm25.remove(doc_id)
+        self.need_vectors.discard(doc_id)
+        if self.vectors.pop(doc_id, None) is not None:
+            self._matrix = None
         if doc.role:
             first = doc.role.split()[0]
             left = self.roles.get(first, 0) - 1
@@ -236,7 +269,9 @@ class Retriever:
 
     # ------------------------------------------------------------------ index maintenance
 
-    def on_upsert(self, tenant_id: str, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> None:
+    def on_upsert(
+        self, tenant_id: str, ids: list[str], texts: list[str], metas: list[dict[str, Any]]
+    ) -> None:
         """Records were written: index them (and log them for a rebuild in flight)."""
         idx = self._indexes.get(tenant_id)
         if idx is not None:
@@ -298,10 +333,15 @@ class Retriever:
             # Token first: a write landing after this read makes the token differ next time.
             token = await self.engine.generation(tenant_id)
             mem = await self.engine._mem(tenant_id)
-            got = await mem.get(include=["documents", "metadatas"])
+            exact = await mem.count() <= self.config.exact_dense_max
+            include = ["documents", "metadatas", "embeddings"] if exact else ["documents", "metadatas"]
+            got = await mem.get(include=include)
             idx = TenantIndex(token)
-            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+            idx.exact = exact
+            for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
                 idx.upsert(i, d or "", m or {})
+                if exact:
+                    idx.set_vector(i, got["embeddings"][n])
             # Replay this process's writes that raced with the read (idempotent).
             for op in self._building[tenant_id]:
                 if op[0] == "upsert":
@@ -363,14 +403,23 @@ class Retriever:
         t3 = time.perf_counter()
         timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
         mem = await self.engine._mem(tenant_id)
-        got = await mem.query(query_embeddings=[vector], n_results=cfg.dense_candidates,
-                              where=live, include=["distances"])  # fmt: skip
-        dense = list(zip(got["ids"][0], got["distances"][0], strict=True))
-        missing = [i for i, _ in dense if i not in docs]
-        if missing:  # the index lags Chroma (a concurrent write): take the records from Chroma
-            extra = await mem.get(ids=missing, include=["documents", "metadatas"])
-            for i, d, m in zip(extra["ids"], extra["documents"], extra["metadatas"], strict=True):
-                idx.upsert(i, d or "", m or {})
+        if idx.exact and len(docs) <= cfg.exact_dense_max:
+            if idx.need_vectors:  # records written since the last search: fetch their vectors
+                want = list(idx.need_vectors)
+                got = await mem.get(ids=want, include=["embeddings"])
+                for i, v in zip(got["ids"], got["embeddings"], strict=True):
+                    idx.set_vector(i, v)
+                idx.need_vectors.difference_update(want)
+            dense = self._exact_dense(idx, vector, keep_meta, cfg.dense_candidates)
+        else:
+            got = await mem.query(query_embeddings=[vector], n_results=cfg.dense_candidates,
+                                  where=live, include=["distances"])  # fmt: skip
+            dense = list(zip(got["ids"][0], got["distances"][0], strict=True))
+            missing = [i for i, _ in dense if i not in docs]
+            if missing:  # the index lags Chroma (a concurrent write): take the records from Chroma
+                extra = await mem.get(ids=missing, include=["documents", "metadatas"])
+                for i, d, m in zip(extra["ids"], extra["documents"], extra["metadatas"], strict=True):
+                    idx.upsert(i, d or "", m or {})
         t4 = time.perf_counter()
         timings["dense_ms"] = (t4 - t3) * 1000
 
@@ -385,6 +434,24 @@ class Retriever:
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         result.stage_timings = timings  # pydantic copied the dict at construction
         return result
+
+    @staticmethod
+    def _exact_dense(idx: TenantIndex, vector: list[float], keep: Any, n: int) -> list[tuple[str, float]]:
+        """Cosine distances of the ``n`` nearest records passing ``keep``, computed exactly."""
+        ids, mat = idx.matrix()
+        if not ids:
+            return []
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / (float(np.linalg.norm(q)) or 1.0)
+        sims = mat @ q
+        # Look at a few times n first; fall back to every record when the filter is selective.
+        for width in (min(len(ids), 4 * n), len(ids)):
+            top = np.argpartition(-sims, width - 1)[:width] if width < len(ids) else np.arange(len(ids))
+            top = top[np.argsort(-sims[top], kind="stable")]
+            out = [(ids[j], 1.0 - float(sims[j])) for j in top if keep(idx.docs[ids[j]].meta)][:n]
+            if len(out) >= n or width == len(ids):
+                return out
+        return []
 
     def _score(
         self,
