@@ -744,3 +744,17 @@ def test_sub_tenant_scope(engine):
     engine.remember(convo(1, "other"), session_id="s2", sub_tenant_id="team-b")
     assert engine.list(sub_tenant_id="team-a").count == 2
     assert {h.sub_tenant_id for h in engine.search("number", sub_tenant_id="team-b").results} == {"team-b"}
+
+
+def test_clear_session_leaves_no_stale_history(engine):
+    """After clear_session a turn's history is gone or ends with DELETE, never a live-looking old version."""
+    w = engine.remember([{"role": "user", "text": "secret v1", "timestamp": ts(0)}], session_id="s")
+    engine.update(w.active_ids[0], text="secret v2")
+    assert engine.clear_session("s") == 1
+    with pytest.raises(NotFoundError):
+        engine.get(w.active_ids[0])
+    try:
+        hist = engine.history(w.active_ids[0])
+    except NotFoundError:
+        return
+    assert hist[-1].event == "DELETE", [(h.version, h.event, h.text) for h in hist]

@@ -174,3 +174,26 @@ def test_no_filter_ever_crosses_tenants(two_tenants, filters, tenant):
         assert item.id in ids[tenant]
         assert item.id not in other
     assert page.count == len(page.results)
+
+
+def test_reads_on_unknown_tenant_create_nothing(tmp_path, embedder):
+    """Lookups are reads: a typo'd or erased tenant must not be (re)created by them."""
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    with MemoryEngine(client=client, embedder=embedder) as eng:
+        eng.remember([{"role": "user", "text": "hi", "timestamp": TS}], session_id="s", tenant_id="gone")
+        eng.erase(tenant_id="gone")
+        before = sorted(c.name for c in client.list_collections())
+        for tenant in ("gone", "typo"):
+            for call in (
+                lambda t=tenant: eng.get("x", tenant_id=t),
+                lambda t=tenant: eng.history("x", tenant_id=t),
+                lambda t=tenant: eng.update("x", text="y", tenant_id=t),
+                lambda t=tenant: eng.delete("x", tenant_id=t),
+            ):
+                with pytest.raises(NotFoundError):
+                    call()
+            assert eng.get_many(["x"], tenant_id=tenant) == []
+            assert eng.list(tenant_id=tenant).count == 0
+            assert eng.search("hi", tenant_id=tenant).results == []
+            assert eng.get_messages("s", tenant_id=tenant) == []
+        assert sorted(c.name for c in client.list_collections()) == before
