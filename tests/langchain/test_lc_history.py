@@ -291,6 +291,19 @@ async def test_async_write_does_not_block_the_callers_loop(engine):
     assert len(await history.aget_messages()) == 20
 
 
+def test_sync_call_from_the_engines_own_loop_is_refused(engine):
+    history = MemAdaptersChatMessageHistory("s-own-loop", engine=engine)
+    history.add_messages([HumanMessage("hi")])  # the runner has learnt the engine's thread
+
+    async def sync_call_inside_the_engine() -> list[BaseMessage]:
+        return history.messages
+
+    # Without the guard this would wait on itself forever; the timeout only bounds a failure.
+    with pytest.raises(MemAdaptersError, match="own event loop"):
+        engine.submit(sync_call_inside_the_engine()).result(timeout=60)
+    assert history.messages == [HumanMessage("hi")]
+
+
 async def test_async_engine_serves_async_methods_only(aengine):
     history = MemAdaptersChatMessageHistory("s-aengine", engine=aengine)
     sent = [HumanMessage("hi", id="1"), AIMessage("hello", id="2")]

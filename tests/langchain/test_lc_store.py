@@ -210,6 +210,26 @@ def test_index_false_items_are_kept_out_of_scoring_but_still_returned(engine):
     assert "secret" not in [h.key for h in store.search(("docs",), query="python tutorial", limit=3)]
     assert store.get(("docs",), "secret").value["text"].startswith("Python")
     assert "secret" in [h.key for h in store.search(("docs",))]
+    # Stored by the engine with index=False: never among its own search results either.
+    secret = memory_id(("docs",), "secret")
+    assert secret not in [r.id for r in engine.search("python tutorial beginners", k=50).results]
+    # Re-put with the default index: now it is embedded and scored like the others.
+    store.put(("docs",), "secret", {"text": "Python tutorial for beginners, advanced"})
+    hits = store.search(("docs",), query="python tutorial", limit=10)
+    assert "secret" in [h.key for h in hits] and all(h.score is not None for h in hits)
+
+
+def test_items_with_no_text_at_their_index_paths_are_unscored_fill(engine):
+    store = MemAdaptersStore(engine, index_fields=["title"])
+    store.put(("r",), "a", {"title": "Cooking pasta", "body": "Boil water, add salt."})
+    store.put(("r",), "b", {"body": "Pasta recipes with tomato sauce."})  # no title to embed
+    store.put(("r",), "c", {"body": "More pasta."}, index=False)
+    hits = store.search(("r",), query="pasta", limit=5)
+    assert [(h.key, h.score is None) for h in hits] == [("a", False), ("b", True), ("c", True)]
+    assert [h.key for h in store.search(("r",), query="pasta", limit=2)] == ["a", "b"]
+    assert [h.key for h in store.search(("r",), query="pasta", limit=5, filter={"body": "More pasta."})] == [
+        "c"
+    ]
 
 
 def test_index_fields_choose_the_embedded_text(engine):

@@ -3,12 +3,13 @@
 Every adapter in this package is written once, as coroutines against an
 :class:`~mem_adapters.AsyncMemoryEngine`. A sync :class:`~mem_adapters.MemoryEngine` owns a
 private event loop thread where its async engine lives; coroutines are submitted to that loop
-(never run on the caller's loop, because the async engine's locks and executors belong to it).
+with :meth:`MemoryEngine.submit` / :meth:`MemoryEngine.arun` (never run on the caller's loop,
+because the async engine's locks and executors belong to it).
 """
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -22,6 +23,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EngineLike = MemoryEngine | AsyncMemoryEngine
+
+
+async def _thread_id() -> int:
+    return threading.get_ident()
 
 
 def build_engine(
@@ -68,12 +73,20 @@ class EngineRunner:
     def __init__(self, engine: EngineLike) -> None:
         self.engine = engine
         self.aengine: AsyncMemoryEngine = engine.aengine if isinstance(engine, MemoryEngine) else engine
+        # Which thread runs the engine's loop, learnt without blocking: a sync call made from
+        # that thread would wait on itself forever, so run() refuses it instead.
+        self._home: concurrent.futures.Future[int] | None = (
+            engine.submit(_thread_id()) if isinstance(engine, MemoryEngine) else None
+        )
 
-    def _loop_thread(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
-        # MemoryEngine exposes no public way to submit a coroutine to its loop; the private
-        # ``_loop`` is the only way to run one implementation for sync and async callers.
-        lt = self.engine._loop  # type: ignore[union-attr]
-        return lt.loop, lt.thread
+    def _on_engine_thread(self) -> bool:
+        home = self._home
+        return (
+            home is not None
+            and home.done()
+            and not home.cancelled()
+            and home.result() == threading.get_ident()
+        )
 
     def run(self, factory: Callable[[AsyncMemoryEngine], Coroutine[Any, Any, T]]) -> T:
         """Run ``factory(aengine)`` to completion from sync code.
@@ -87,17 +100,15 @@ class EngineRunner:
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async "
                 "methods (aget_messages, aadd_messages, ainvoke, abatch...)"
             )
-        loop, thread = self._loop_thread()
-        if threading.current_thread() is thread:
+        if self._on_engine_thread():
             raise MemAdaptersError("called from the engine's own event loop; use the async methods")
-        return asyncio.run_coroutine_threadsafe(factory(self.aengine), loop).result()
+        return self.engine.submit(factory(self.aengine)).result()
 
     async def arun(self, factory: Callable[[AsyncMemoryEngine], Coroutine[Any, Any, T]]) -> T:
         """Await ``factory(aengine)`` without blocking the caller's event loop."""
         if not isinstance(self.engine, MemoryEngine):
             return await factory(self.aengine)
-        loop, _ = self._loop_thread()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(factory(self.aengine), loop))
+        return await self.engine.arun(factory(self.aengine))
 
     def close(self) -> None:
         """Close the engine (only call this for an engine the adapter built itself)."""

@@ -342,19 +342,23 @@ class MemAdaptersStore(BaseStore):
             metadata: dict[str, Any] = {
                 "lg_store": True, "lg_ns": list(namespace), "lg_depth": len(namespace),
                 **{f"lg_ns{i}": label for i, label in enumerate(namespace)},
-                "lg_key": op.key, "lg_value": value, "lg_indexed": bool(texts),
+                "lg_key": op.key, "lg_value": value,
                 "lg_created_ns": old.metadata["lg_created_ns"] if old is not None else now,
                 "lg_updated_ns": now,
                 **{f"lgv.{k}": v for k, v in value.items() if isinstance(v, str)},
             }  # fmt: skip
             scope = {f: namespace[level] for f, level in self.scopes.items() if level < len(namespace)}
-            # Un-indexed items still need a text; they are kept out of queries by lg_indexed.
-            text = "\n".join(texts) or json.dumps(value, sort_keys=True, ensure_ascii=False)
-            # Lets a search restore items whose text equals a hit's (see _with_twins).
-            metadata["lg_text_sha"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+            # An item with nothing to embed (index=False, or no text at its index paths) is
+            # stored with index=False: the engine keeps it for get/list but never searches it.
+            indexed = bool(texts)
+            text = "\n".join(texts) if indexed else json.dumps(value, sort_keys=True, ensure_ascii=False)
+            if indexed:
+                # Lets a search restore items whose text equals a hit's (see _with_twins).
+                metadata["lg_text_sha"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
             await aengine.add(
-                raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata, **scope
-            )
+                raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata,
+                index=indexed, **scope,
+            )  # fmt: skip
 
     async def _search(self, aengine: AsyncMemoryEngine, op: SearchOp) -> list[SearchItem]:
         if op.limit <= 0:
@@ -372,7 +376,7 @@ class MemAdaptersStore(BaseStore):
         while True:
             result = await aengine.search(
                 op.query, k=k, tenant_id=self.tenant_id, kinds=["raw", "chunk"],
-                filters={**base, **pushed, "lg_indexed": True},
+                filters={**base, **pushed},
             )  # fmt: skip
             scored = {}
             for hit in result.results:
@@ -385,14 +389,16 @@ class MemAdaptersStore(BaseStore):
             if len(scored) >= want or len(result.results) < k:
                 break
             k *= 4
-        ranked = (await self._with_twins(aengine, list(scored.values()), {**base, **pushed}, op))[
-            op.offset : want
-        ]
-        out = [_to_search_item(hit, score) for score, hit in ranked]
+        ranked = await self._with_twins(aengine, list(scored.values()), {**base, **pushed}, op)
+        out = [_to_search_item(hit, score) for score, hit in ranked[op.offset : want]]
         if len(out) < op.limit:
             # Like InMemoryStore: items without a vector fill the page after the scored ones.
-            rest = await self._list_all(aengine, {**base, **pushed, "lg_indexed": False})
-            rest = [i for i in rest if _matches(i.metadata["lg_value"], op.filter)]
+            # The search ran out of candidates (else the page would be full), so the matching
+            # items it did not rank are the un-indexed ones (plus any indexed item it left out:
+            # a near-duplicate, or one beyond its candidate pool; better unscored than dropped).
+            ranked_ids = {hit.id if hit.kind == "raw" else hit.parent_id for _, hit in ranked}
+            rest = await self._list_all(aengine, {**base, **pushed})
+            rest = [i for i in rest if i.id not in ranked_ids and _matches(i.metadata["lg_value"], op.filter)]
             rest.sort(key=lambda i: i.metadata["lg_created_ns"])
             out.extend(_to_search_item(i, None) for i in rest[: op.limit - len(out)])
         return out
@@ -411,9 +417,8 @@ class MemAdaptersStore(BaseStore):
         digests = sorted({hit.metadata.get("lg_text_sha") for _, hit in ranked} - {None})
         if not digests:
             return ranked
-        found = await self._list_all(
-            aengine, {**filters, "lg_indexed": True, "lg_text_sha": {"$in": digests}}
-        )
+        # Only indexed items carry lg_text_sha, so an un-indexed item is never made a twin.
+        found = await self._list_all(aengine, {**filters, "lg_text_sha": {"$in": digests}})
         seen = {hit.id if hit.kind == "raw" else hit.parent_id for _, hit in ranked}
         twins: dict[str, list[MemoryItem]] = {}
         for item in sorted(found, key=lambda i: i.metadata["lg_created_ns"]):
