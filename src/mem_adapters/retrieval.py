@@ -270,13 +270,23 @@ class Retriever:
     # ------------------------------------------------------------------ index maintenance
 
     def on_upsert(
-        self, tenant_id: str, ids: list[str], texts: list[str], metas: list[dict[str, Any]]
+        self,
+        tenant_id: str,
+        ids: list[str],
+        texts: list[str],
+        metas: list[dict[str, Any]],
+        embeddings: list[list[float]] | None = None,
     ) -> None:
-        """Records were written: index them (and log them for a rebuild in flight)."""
+        """Records were written: index them (and log them for a rebuild in flight).
+
+        ``embeddings``, when the engine passes them, spare a fetch from Chroma at the next search.
+        """
         idx = self._indexes.get(tenant_id)
         if idx is not None:
-            for i, t, m in zip(ids, texts, metas, strict=True):
+            for n, (i, t, m) in enumerate(zip(ids, texts, metas, strict=True)):
                 idx.upsert(i, t, m)
+                if embeddings is not None and idx.exact:
+                    idx.set_vector(i, embeddings[n])
         if tenant_id in self._building:
             self._building[tenant_id].append(("upsert", list(ids), list(texts), list(metas)))
 
