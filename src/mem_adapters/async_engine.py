@@ -282,10 +282,10 @@ class AsyncMemoryEngine:
 
     async def _get_raw(self, tenant_id: str, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Live records by id: ``{id: (text, metadata)}``."""
-        if not ids:
+        pair = await self.collections(tenant_id, create=False) if ids else None
+        if pair is None:  # reads never create a tenant
             return {}
-        mem = await self._mem(tenant_id)
-        got = await mem.get(ids=ids, include=["documents", "metadatas"])
+        got = await pair[0].get(ids=ids, include=["documents", "metadatas"])
         now = time.time()
         return {
             i: (d or "", m)
@@ -334,6 +334,7 @@ class AsyncMemoryEngine:
         sub_tenant_id: str | None = None,
         sub_session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        status: Literal["active", "archived"] = "active",
     ) -> WriteResult:
         """Write a batch of turns; they are searchable when this returns.
 
@@ -350,6 +351,7 @@ class AsyncMemoryEngine:
             sub_tenant_id: Scope level inside the tenant.
             sub_session_id: Optional sub-grouping inside the transcript.
             metadata: Applied to every turn (a turn's own metadata wins on key clashes).
+            status: Status of the new turns, ``"active"`` or ``"archived"``.
 
         Raises:
             ValidationError: bad input, naming the field; nothing is written.
@@ -364,6 +366,8 @@ class AsyncMemoryEngine:
         ):
             _require_str(name, value, optional=True)
         _require_str("tenant_id", tenant_id)
+        if status not in ("active", "archived"):
+            raise ValidationError("status", "must be 'active' or 'archived'")
         base_meta = metadata or {}
         rec.encode_meta(base_meta, "metadata")
         now = _now()
@@ -399,7 +403,20 @@ class AsyncMemoryEngine:
             rows.append((tid, t, ts, meta))
         ids = [r[0] for r in rows]
         async with self._session_lock(tenant_id, session_id):
-            existing = set((await self._get_raw(tenant_id, list(dict.fromkeys(ids)))).keys())
+            found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
+            for i, (tid, t, _, _) in enumerate(rows):
+                # A caller id is a tenant-wide key: re-sending the same turn is a no-op, but reusing
+                # the id for a different turn would silently lose it, so it is an error.
+                if t.id is not None and tid in found:
+                    text, md = found[tid]
+                    same = (md.get("session_id"), md.get("role"), text) == (session_id, t.role, t.text)
+                    if t.timestamp is not None and md.get("ts") != t.timestamp.timestamp():
+                        same = False
+                    if not same:
+                        raise ValidationError(
+                            f"turns[{i}].id", f"id {tid!r} is already used by a different turn"
+                        )
+            existing = set(found)
             fresh: dict[str, tuple[str, Turn, datetime, dict[str, Any]]] = {}
             for r in rows:  # first occurrence wins when a batch repeats an id
                 if r[0] not in existing:
@@ -420,7 +437,7 @@ class AsyncMemoryEngine:
                         "role": t.role,
                         "ts": ts.timestamp(),
                         "seq": seq,
-                        "status": "active",
+                        "status": status,
                         "created_at": created_at,
                         "updated_at": created_at,
                         "expires_at": rec.NEVER,
@@ -713,11 +730,44 @@ class AsyncMemoryEngine:
 
     # ------------------------------------------------------------------ history
 
-    async def _children(self, tenant_id: str, memory_id: str) -> list[str]:
-        """Ids of records derived from ``memory_id`` (chunks, observations, inferred facts)."""
+    async def _children(self, tenant_id: str, memory_ids: str | Sequence[str]) -> list[str]:
+        """Ids of records derived from the given memories (chunks, observations, facts)."""
+        parents = [memory_ids] if isinstance(memory_ids, str) else list(memory_ids)
+        if not parents:
+            return []
         mem = await self._mem(tenant_id)
-        got = await mem.get(where={"parent_id": memory_id}, include=[])
+        got = await mem.get(where={"parent_id": {"$in": parents}}, include=[])
         return list(got["ids"])
+
+    @staticmethod
+    def _history_row(
+        memory_id: str, text: str, md: dict[str, Any], event: str | None = None
+    ) -> tuple[str, str, dict[str, Any]]:
+        """The aux record holding the pre-image of one version of a memory."""
+        version = int(md.get("version", 1))
+        attrs = json.loads(md["attrs"]) if md.get("attrs") else {}
+        row_event = event or attrs.get("last_event") or ("ADD" if version == 1 else "UPDATE")
+        at = md.get("updated_at", md.get("created_at", time.time()))
+        meta = {
+            "type": "history",
+            "memory_id": memory_id,
+            "version": version,
+            "event": row_event,
+            "at": at,
+            "user_id": md.get("user_id", ""),
+            "meta": md.get("meta", "{}"),
+        }
+        return f"h:{memory_id}:{version}:{row_event}", text, meta
+
+    async def _write_history(self, tenant_id: str, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Upsert history rows in one call."""
+        if not rows:
+            return
+        pair = await self.collections(tenant_id)
+        assert pair is not None
+        await pair[1].upsert(
+            [r[0] for r in rows], [AUX_VECTOR] * len(rows), [r[1] for r in rows], [r[2] for r in rows]
+        )
 
     async def _append_history(
         self,
@@ -728,36 +778,15 @@ class AsyncMemoryEngine:
         event: str | None = None,
     ) -> None:
         """Store the pre-image of a memory as a history row (written lazily, on change)."""
-        pair = await self.collections(tenant_id)
-        assert pair is not None
-        version = int(md.get("version", 1))
-        attrs = json.loads(md["attrs"]) if md.get("attrs") else {}
-        row_event = event or attrs.get("last_event") or ("ADD" if version == 1 else "UPDATE")
-        at = md.get("updated_at", md.get("created_at", time.time()))
-        rid = f"h:{memory_id}:{version}:{row_event}"
-        await pair[1].upsert(
-            [rid],
-            [AUX_VECTOR],
-            [text],
-            [
-                {
-                    "type": "history",
-                    "memory_id": memory_id,
-                    "version": version,
-                    "event": row_event,
-                    "at": at,
-                    "user_id": md.get("user_id", ""),
-                    "meta": md.get("meta", "{}"),
-                }
-            ],
-        )
+        await self._write_history(tenant_id, [self._history_row(memory_id, text, md, event)])
 
     async def _own_history(
         self, tenant_id: str, memory_id: str
     ) -> tuple[list[HistoryEntry], dict[str, Any] | None]:
         """History rows of one id plus its current version; also returns its live metadata."""
-        pair = await self.collections(tenant_id)
-        assert pair is not None
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return [], None
         got = await pair[1].get(
             where={"$and": [{"type": "history"}, {"memory_id": memory_id}]},
             include=["documents", "metadatas"],
@@ -945,9 +974,22 @@ class AsyncMemoryEngine:
         if n < 0:
             raise ValidationError("n", "must be >= 0")
         targets = [i for i, _ in (await self._turn_index(tenant_id, session_id, status=status))[:n]]
-        for tid in targets:
-            await self.delete(tid, tenant_id=tenant_id)
-        return targets
+        return await self.delete_many(targets, tenant_id=tenant_id)
+
+    async def list_sessions(
+        self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
+    ) -> list[str]:
+        """Ids of the sessions that hold turns, ordered by their first turn's ``seq``."""
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return []
+        where = all_of({"kind": "turn"}, {"user_id": user_id} if user_id is not None else None)
+        got = await pair[0].get(where=self.live(where), include=["metadatas"])
+        first: dict[str, int] = {}
+        for m in got["metadatas"]:
+            sid = m["session_id"]
+            first[sid] = min(first.get(sid, m["seq"]), m["seq"])
+        return sorted(first, key=lambda s: (first[s], s))
 
     async def set_status(
         self,
@@ -1043,13 +1085,28 @@ class AsyncMemoryEngine:
         Raises:
             NotFoundError: unknown id in this tenant.
         """
-        text, md = await self._require(tenant_id, memory_id)
-        await self._append_history(tenant_id, memory_id, text, md)
-        await self._append_history(tenant_id, memory_id, text, {**md, "updated_at": time.time()}, "DELETE")
-        await self.delete_records(tenant_id, [memory_id, *await self._children(tenant_id, memory_id)])
+        await self._require(tenant_id, memory_id)
+        await self.delete_many([memory_id], tenant_id=tenant_id)
+
+    async def delete_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
+        """Delete several memories (and what was derived from them) in one call.
+
+        Unknown ids are skipped; returns the ids deleted. History records each deletion.
+        """
+        found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
+        if not found:
+            return []
+        now = time.time()
+        rows = []
+        for memory_id, (text, md) in found.items():
+            rows.append(self._history_row(memory_id, text, md))
+            rows.append(self._history_row(memory_id, text, {**md, "updated_at": now}, "DELETE"))
+        await self._write_history(tenant_id, rows)
+        await self.delete_records(tenant_id, [*found, *await self._children(tenant_id, list(found))])
+        return [i for i in dict.fromkeys(ids) if i in found]
 
     async def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
-        """Delete a session's turns and everything derived from them; returns the count."""
+        """Delete a session's turns, everything derived from them and their history; returns the count."""
         _require_str("session_id", session_id)
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
@@ -1057,6 +1114,13 @@ class AsyncMemoryEngine:
         got = await pair[0].get(where={"session_id": session_id}, include=[])
         ids = list(got["ids"])
         await self.delete_records(tenant_id, ids)
+        # "Clear" means gone: old versions must not survive in the history either.
+        for start in range(0, len(ids), 500):
+            rows = await pair[1].get(
+                where={"$and": [{"type": "history"}, {"memory_id": {"$in": ids[start : start + 500]}}]},
+                include=[],
+            )
+            await pair[1].delete(list(rows["ids"]))
         return len(ids)
 
     async def erase(self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None) -> EraseReceipt:

@@ -174,6 +174,14 @@ class MemoryEngine:
         """Set turn status. See :meth:`AsyncMemoryEngine.set_status`."""
         return self._run(self._async.set_status(ids, status, **kw))
 
+    def delete_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
+        """Delete several memories. See :meth:`AsyncMemoryEngine.delete_many`."""
+        return self._run(self._async.delete_many(ids, tenant_id=tenant_id))
+
+    def list_sessions(self, **kw: Any) -> list[str]:
+        """Sessions holding turns. See :meth:`AsyncMemoryEngine.list_sessions`."""
+        return self._run(self._async.list_sessions(**kw))
+
     def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
         """Delete a session. See :meth:`AsyncMemoryEngine.clear_session`."""
         return self._run(self._async.clear_session(session_id, tenant_id=tenant_id))

@@ -38,6 +38,14 @@ FILTERABLE = {
 }
 _TIME_FIELDS = frozenset({"ts", "created_at", "updated_at"})
 _SCALARS = (str, int, float, bool)
+_RANGES = frozenset({"$gt", "$gte", "$lt", "$lte"})
+
+
+def _kind(value: Any) -> str:
+    """Chroma's operand families: bools are not numbers."""
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, int | float) else "str"
 
 
 def _value(field: str, target: str, value: Any, path: str) -> Any:
@@ -71,7 +79,22 @@ def _field(field: str, cond: Any, path: str) -> dict[str, Any]:
         if op in ("$in", "$nin"):
             if not isinstance(val, list | tuple) or not val:
                 raise ValidationError(f"{path}.{op}", "needs a non-empty list")
-            parts.append({target: {op: [_value(field, target, v, path) for v in val]}})
+            values = [_value(field, target, v, path) for v in val]
+            kinds = {_kind(v) for v in values}
+            if len(kinds) > 1:  # Chroma evaluates one operand type per list
+                raise ValidationError(
+                    f"{path}.{op}", "values must be all strings, all numbers or all booleans"
+                )
+            if kinds == {"number"} and any(isinstance(v, float) for v in values):
+                values = [float(v) for v in values]  # ints and floats compare equal as floats
+            parts.append({target: {op: values}})
+        elif op in _RANGES:
+            value = _value(field, target, val, path)
+            if _kind(value) != "number":
+                raise ValidationError(
+                    f"{path}.{op}", f"needs a number (or a date on time fields), got {val!r}"
+                )
+            parts.append({target: {op: value}})
         else:
             parts.append({target: {op: _value(field, target, val, path)}})
     return parts[0] if len(parts) == 1 else {"$and": parts}
