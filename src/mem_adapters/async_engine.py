@@ -27,8 +27,8 @@ import pydantic
 
 from . import records as rec
 from .chunking import chunk_text
-from .condense import condense
 from .embeddings import as_embedder, count_tokens
+from .enrichment import Enricher, aextract_for_add
 from .errors import JobError, MemAdaptersError, NotFoundError, ValidationError
 from .filters import all_of, translate
 from .models import (
@@ -152,8 +152,6 @@ class AsyncMemoryEngine:
         if isinstance(enricher, str):
             if enricher != "default":
                 raise ValidationError("enricher", "must be None, 'default' or an Enricher")
-            from .enrichment import Enricher
-
             enricher = Enricher()
         self.enricher = enricher
         if enricher is not None and hasattr(enricher, "bind"):
@@ -242,7 +240,7 @@ class AsyncMemoryEngine:
             embeddings = await self.embed(texts)
         mem = await self._mem(tenant_id)
         await mem.upsert(ids, embeddings, texts, metas)
-        self.retriever.on_upsert(tenant_id, ids, texts, metas)
+        self.retriever.on_upsert(tenant_id, ids, texts, metas, embeddings)
         await self._bump(tenant_id)
 
     async def delete_records(self, tenant_id: str, ids: list[str]) -> None:
@@ -258,8 +256,9 @@ class AsyncMemoryEngine:
         """Record a new store generation so other processes see their derived indexes are stale."""
         pair = await self.collections(tenant_id)
         assert pair is not None
+        previous = await self.generation(tenant_id)
         token = uuid.uuid4().hex
-        self.retriever.on_generation(tenant_id, token)
+        self.retriever.on_generation(tenant_id, token, previous)
         await pair[1].upsert(["__generation__"], [AUX_VECTOR], [""], [{"type": "generation", "token": token}])
 
     async def generation(self, tenant_id: str) -> str | None:
@@ -638,7 +637,11 @@ class AsyncMemoryEngine:
         now = time.time()
         expires_at = now + expiry_seconds if expiry_seconds else rec.NEVER
         chunks = chunk_text(text) if index else [text]
-        inferred = condense(text, custom_instructions=custom_instructions) if infer else []
+        inferred = (
+            await aextract_for_add(text, custom_instructions=custom_instructions, enricher=self.enricher)
+            if infer
+            else []
+        )
         scope = {
             "tenant_id": tenant_id,
             "sub_tenant_id": rec.opt(sub_tenant_id),

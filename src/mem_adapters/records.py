@@ -44,6 +44,9 @@ ENGINE_FIELDS = frozenset(
         "enrich",
         "attrs",
         "meta",
+        "fact_key",
+        "superseded_by",
+        "superseded_at",
     }
 )
 
@@ -82,9 +85,7 @@ def encode_meta(meta: dict[str, Any], field: str = "metadata") -> dict[str, Any]
         raise ValidationError(field, f"must be JSON-serialisable: {e}") from e
     out: dict[str, Any] = {"meta": encoded}
     for key, value in meta.items():
-        if isinstance(value, bool | int | str) or (
-            isinstance(value, float) and math.isfinite(value)
-        ):
+        if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
                 continue  # outside Chroma's int64; still round-trips through the JSON copy
             out[CALLER_PREFIX + key] = value
@@ -107,9 +108,7 @@ def unopt(value: Any) -> Any:
     return None if value in ("", None) else value
 
 
-def to_item(
-    id_: str, text: str | None, md: dict[str, Any], score: float | None = None
-) -> MemoryItem:
+def to_item(id_: str, text: str | None, md: dict[str, Any], score: float | None = None) -> MemoryItem:
     """Build a public :class:`MemoryItem` from a Chroma record."""
     return MemoryItem(
         id=id_,

@@ -299,13 +299,20 @@ class Retriever:
         if tenant_id in self._building:
             self._building[tenant_id].append(("delete", list(ids)))
 
-    def on_generation(self, tenant_id: str, token: str) -> None:
-        """This process wrote a new store generation: the index already holds that write."""
+    def on_generation(self, tenant_id: str, token: str, previous: str | None = None) -> None:
+        """This process wrote a new store generation: the index already holds that write.
+
+        ``previous`` is the token read just before the write: if it is not the one the index
+        was built at, someone else wrote in between, so the index is rebuilt on next use.
+        """
         idx = self._indexes.get(tenant_id)
         if idx is not None:
-            idx.token = token
-            # Another process may have written just before us; the next search double-checks.
-            idx.unverified = True
+            if previous is not None and previous != idx.token:
+                idx.token = None
+            else:
+                idx.token = token
+                # Without a previous token (or a racing writer in this process) double-check.
+                idx.unverified = idx.unverified or previous is None
         if tenant_id in self._building:
             self._building[tenant_id].append(("generation", token))
 
