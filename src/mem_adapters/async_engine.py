@@ -404,14 +404,12 @@ class AsyncMemoryEngine:
         async with self._session_lock(tenant_id, session_id):
             found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
             for i, (tid, t, _, _) in enumerate(rows):
-                # A caller id is a tenant-wide key: re-sending the same turn is a no-op, but reusing
-                # the id for a different turn would silently lose it, so it is an error.
+                # A caller id is a tenant-wide key: re-sending the same turn is a no-op (even when a
+                # retrying client stamps it anew), but reusing the id for a different turn would
+                # silently lose it, so it is an error.
                 if t.id is not None and tid in found:
                     text, md = found[tid]
-                    same = (md.get("session_id"), md.get("role"), text) == (session_id, t.role, t.text)
-                    if t.timestamp is not None and md.get("ts") != t.timestamp.timestamp():
-                        same = False
-                    if not same:
+                    if (md.get("session_id"), md.get("role"), text) != (session_id, t.role, t.text):
                         raise ValidationError(
                             f"turns[{i}].id", f"id {tid!r} is already used by a different turn"
                         )

@@ -37,10 +37,7 @@ def demo(path: str | None) -> int:
     with MemoryEngine(path) as engine:
         turns = [{"role": r, "text": t, "timestamp": ts} for r, t, ts in DEMO_TURNS]
         result = engine.remember(turns, session_id="demo-session", user_id="dana")
-        print(
-            f"stored {result.created} new turns "
-            f"({result.duplicates} already known) in {engine.path}"
-        )
+        print(f"stored {result.created} new turns ({result.duplicates} already known) in {engine.path}")
         for question in DEMO_QUESTIONS:
             hits = engine.search(question, user_id="dana", k=2, mode="context", char_budget=300)
             print(f"\nQ: {question}\n{hits.context}")

@@ -14,10 +14,10 @@ Note:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
+import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -54,9 +54,8 @@ _ROLES = {"human": "user", "ai": "assistant"}
 _FALLBACK = {"user": HumanMessage, "human": HumanMessage, "assistant": AIMessage, "ai": AIMessage,
              "system": SystemMessage}  # fmt: skip
 
-# One lock per (engine, tenant, session): positions are read then written, and two history
-# objects for the same session (RunnableWithMessageHistory makes one per call) must not
-# interleave. The engine's loop runs all of them, so an asyncio.Lock is enough.
+# One lock per (engine, tenant, session): a clear and a write of the same session, possibly from
+# two history objects (RunnableWithMessageHistory makes one per call), must not interleave. The engine's loop runs all of them, so an asyncio.Lock is enough.
 _LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
@@ -199,7 +198,7 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
         items = await aengine.get_messages(self.session_id, tenant_id=self.tenant_id, user_id=self.user_id)
         return [decode_item(item) for item in items]
 
-    def _turns(self, messages: Sequence[BaseMessage], start: int) -> list[Turn]:
+    def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
         now = datetime.now(timezone.utc)
         turns = []
         for i, message in enumerate(messages):
@@ -207,10 +206,9 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
             if message.id:
                 turn_id = f"lc:{self.session_id}:{message.id}"
             else:
-                # Position keeps identical messages at different positions apart; the digest
-                # keeps two writers that raced for the same position (other processes) apart.
-                digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-                turn_id = f"lc:{self.session_id}:pos:{start + i}:{digest}"
+                # Without a message id a write is a new message by definition (LangChain appends),
+                # so a fresh id keeps identical messages at any positions, in any process, apart.
+                turn_id = f"lc:{self.session_id}:{uuid.uuid4().hex}"
             turns.append(
                 Turn(
                     id=turn_id,
@@ -224,8 +222,7 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
 
     async def _write(self, aengine: AsyncMemoryEngine, messages: list[BaseMessage]) -> None:
         async with _session_lock(aengine, self.tenant_id, self.session_id):
-            start = await aengine.count_turns(self.session_id, tenant_id=self.tenant_id)
-            turns = self._turns(messages, start)
+            turns = self._turns(messages)
             # One remember call: one validated batch, one Chroma upsert, one enrichment job.
             result = await aengine.remember(
                 turns, session_id=self.session_id, user_id=self.user_id, agent_id=self.agent_id,
