@@ -55,7 +55,8 @@ _FALLBACK = {"user": HumanMessage, "human": HumanMessage, "assistant": AIMessage
              "system": SystemMessage}  # fmt: skip
 
 # One lock per (engine, tenant, session): a clear and a write of the same session, possibly from
-# two history objects (RunnableWithMessageHistory makes one per call), must not interleave. The engine's loop runs all of them, so an asyncio.Lock is enough.
+# two history objects (RunnableWithMessageHistory makes one per call), must not interleave.
+# The engine's loop runs all of them, so an asyncio.Lock is enough.
 _LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
