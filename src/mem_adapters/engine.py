@@ -94,8 +94,25 @@ class MemoryEngine:
         """Folder of the embedded store, or ``None`` for a server/injected client."""
         return self._async.path
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The private event loop that runs :attr:`aengine` (on its own daemon thread)."""
+        return self._loop.loop
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has stopped the engine."""
+        return self._loop.loop.is_closed() or not self._loop.thread.is_alive()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of :attr:`aengine` on the engine's loop and wait for its result.
+
+        Safe from any thread except the engine's own loop thread, where waiting would deadlock
+        (that raises :class:`~mem_adapters.errors.MemAdaptersError`; await the coroutine there).
+        """
         return self._loop.run(coro)
+
+    _run = run
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule a coroutine of :attr:`aengine` on the engine's loop; returns its future.
@@ -107,6 +124,8 @@ class MemoryEngine:
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await a coroutine of :attr:`aengine` from any event loop without blocking it."""
+        if asyncio.get_running_loop() is self._loop.loop:
+            return await coro  # already on the engine's loop
         return await asyncio.wrap_future(self.submit(coro))
 
     def remember(self, turns: Sequence[Turn | dict[str, Any]], *, session_id: str, **kw: Any) -> WriteResult:

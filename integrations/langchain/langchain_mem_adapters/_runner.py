@@ -9,10 +9,8 @@ because the async engine's locks and executors belong to it).
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -23,10 +21,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EngineLike = MemoryEngine | AsyncMemoryEngine
-
-
-async def _thread_id() -> int:
-    return threading.get_ident()
 
 
 def build_engine(
@@ -73,20 +67,6 @@ class EngineRunner:
     def __init__(self, engine: EngineLike) -> None:
         self.engine = engine
         self.aengine: AsyncMemoryEngine = engine.aengine if isinstance(engine, MemoryEngine) else engine
-        # Which thread runs the engine's loop, learnt without blocking: a sync call made from
-        # that thread would wait on itself forever, so run() refuses it instead.
-        self._home: concurrent.futures.Future[int] | None = (
-            engine.submit(_thread_id()) if isinstance(engine, MemoryEngine) else None
-        )
-
-    def _on_engine_thread(self) -> bool:
-        home = self._home
-        return (
-            home is not None
-            and home.done()
-            and not home.cancelled()
-            and home.result() == threading.get_ident()
-        )
 
     def run(self, factory: Callable[[AsyncMemoryEngine], Coroutine[Any, Any, T]]) -> T:
         """Run ``factory(aengine)`` to completion from sync code.
@@ -100,9 +80,8 @@ class EngineRunner:
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async "
                 "methods (aget_messages, aadd_messages, ainvoke, abatch...)"
             )
-        if self._on_engine_thread():
-            raise MemAdaptersError("called from the engine's own event loop; use the async methods")
-        return self.engine.submit(factory(self.aengine)).result()
+        # MemoryEngine.run refuses (rather than deadlocks) a call from the engine's own loop.
+        return self.engine.run(factory(self.aengine))
 
     async def arun(self, factory: Callable[[AsyncMemoryEngine], Coroutine[Any, Any, T]]) -> T:
         """Await ``factory(aengine)`` without blocking the caller's event loop."""

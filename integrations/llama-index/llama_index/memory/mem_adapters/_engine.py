@@ -36,7 +36,7 @@ _LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], async
 
 
 def _closed(engine: MemoryEngine) -> bool:
-    return engine._loop.loop.is_closed() or not engine._loop.thread.is_alive()
+    return engine.closed
 
 
 def _key(path: str | os.PathLike[str] | None, host: str | None, port: int) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ class EngineHandle:
         self.engine = engine
         if isinstance(engine, MemoryEngine):
             self.aengine = engine.aengine
-            self._loop: asyncio.AbstractEventLoop | None = engine._loop.loop
+            self._loop: asyncio.AbstractEventLoop | None = engine.loop
         elif isinstance(engine, AsyncMemoryEngine):
             self.aengine = engine
             self._loop = None
@@ -126,7 +126,7 @@ class EngineHandle:
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async methods"
             )
         assert isinstance(self.engine, MemoryEngine)
-        return self.engine._run(_invoke(fn, self.aengine))
+        return self.engine.run(_invoke(fn, self.aengine))
 
 
 async def _invoke(fn: Callable[[AsyncMemoryEngine], Awaitable[T]], aengine: AsyncMemoryEngine) -> T:
