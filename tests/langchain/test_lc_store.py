@@ -3,6 +3,7 @@ semantic search through the engine, scopes, history, and a real LangGraph graph.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -153,11 +154,58 @@ def test_validation(engine):
         store.put((), "k", {"v": 1})
     with pytest.raises(ValidationError):
         store.put(("v",), "k", {"when": object()})
-    with pytest.raises(NotImplementedError):
-        store.put(("v",), "k", {"v": 1}, ttl=5)
+    with pytest.raises(ValidationError):
+        store.put(("v",), "k", {"v": 1}, ttl=0)
     with pytest.raises(ValidationError):
         MemAdaptersStore(engine, scopes={"tenant_id": 0})
     assert store.get(("v",), "k") is None  # nothing was written by the failed puts
+
+
+# ---------------------------------------------------------------- TTL
+
+
+def test_ttl_minutes_become_the_engine_expiry(engine):
+    store = MemAdaptersStore(engine)
+    assert store.supports_ttl
+    before = time.time()
+    store.put(("t",), "k", {"text": "short lived"}, ttl=10)
+    after = time.time()
+    expires = engine.get(memory_id(("t",), "k")).expires_at.timestamp()
+    assert before + 600 <= expires <= after + 600
+    assert store.get(("t",), "k").value == {"text": "short lived"}
+    # A re-put without ttl makes the item permanent again.
+    store.put(("t",), "k", {"text": "kept"}, ttl=None)
+    assert engine.get(memory_id(("t",), "k")).expires_at is None
+
+
+def test_expired_items_vanish_from_every_read(engine):
+    store = MemAdaptersStore(engine)
+    store.put(("t", "a"), "gone", {"text": "ephemeral note about tea"}, ttl=0.002)  # 0.12 s
+    store.put(("t", "b"), "kept", {"text": "permanent note about tea"})
+    deadline = time.monotonic() + 5
+    while store.get(("t", "a"), "gone") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.get(("t", "a"), "gone") is None
+    assert [i.key for i in store.search(("t",), query="tea note")] == ["kept"]
+    assert [i.key for i in store.search(("t",))] == ["kept"]
+    assert store.list_namespaces(prefix=("t",)) == [("t", "b")]
+
+
+def test_ttl_config_default_ttl_applies_when_a_put_gives_none(engine):
+    store = MemAdaptersStore(engine, ttl_config={"default_ttl": 5})
+    store.put(("d",), "default", {"v": 1})
+    store.put(("d",), "explicit", {"v": 2}, ttl=None)
+    assert engine.get(memory_id(("d",), "default")).metadata["lg_ttl_min"] == 5
+    assert "lg_ttl_min" not in engine.get(memory_id(("d",), "explicit")).metadata
+    with pytest.raises(ValidationError):
+        MemAdaptersStore(engine, ttl_config={"default_ttl": -1})
+
+
+def test_bad_ttl_in_a_batch_writes_nothing(engine):
+    store = MemAdaptersStore(engine)
+    with pytest.raises(ValidationError):
+        store.batch([PutOp(("b",), "ok", {"v": 1}), PutOp(("b",), "bad", {"v": 2}, ttl=-3)])
+    assert store.search(("b",)) == []
 
 
 # ---------------------------------------------------------------- semantic search

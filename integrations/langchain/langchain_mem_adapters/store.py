@@ -38,6 +38,7 @@ from langgraph.store.base import (
     Result,
     SearchItem,
     SearchOp,
+    TTLConfig,
     get_text_at_path,
     tokenize_path,
     validate_op_namespace,
@@ -62,6 +63,11 @@ def _now_ns() -> int:
     with _clock_lock:
         _last_ns = max(time.time_ns(), _last_ns + 1)
         return _last_ns
+
+
+def _check_ttl(field: str, ttl: Any) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < float("inf"):
+        raise ValidationError(field, "must be a positive number of minutes (or None)")
 
 
 def _dt(ns: int) -> datetime:
@@ -197,6 +203,11 @@ class MemAdaptersStore(BaseStore):
         index_fields: JSON paths embedded by default (``["$"]``: the whole value), like
             ``IndexConfig["fields"]``; a put's ``index`` overrides them, ``index=False``
             stores the item unsearchable by query (still returned by get/search/list).
+        ttl_config: LangGraph ``TTLConfig``; its ``default_ttl`` (minutes) applies to puts
+            that give no ``ttl``. A put's ``ttl`` (minutes) becomes the engine memory's
+            expiry: the item vanishes from every read once it passes. Reads do not extend
+            it (``refresh_ttl`` / ``refresh_on_read`` are accepted and ignored: the engine
+            has no way to move an expiry without writing a new version).
         path: Folder of an embedded store (when ``engine`` is absent).
         client: A chromadb client (when ``engine`` is absent).
         engine_kwargs: Further :class:`~mem_adapters.MemoryEngine` arguments.
@@ -211,7 +222,7 @@ class MemAdaptersStore(BaseStore):
         'food'
     """
 
-    supports_ttl: bool = False
+    supports_ttl: bool = True
 
     def __init__(
         self,
@@ -220,6 +231,7 @@ class MemAdaptersStore(BaseStore):
         tenant_id: str = DEFAULT_TENANT,
         scopes: Mapping[str, int] | None = None,
         index_fields: list[str] | None = None,
+        ttl_config: TTLConfig | None = None,
         path: str | os.PathLike[str] | None = None,
         client: Any = None,
         engine_kwargs: dict[str, Any] | None = None,
@@ -229,6 +241,10 @@ class MemAdaptersStore(BaseStore):
                 raise ValidationError(f"scopes.{field}", f"must be one of {sorted(SCOPE_FIELDS)}")
             if isinstance(level, bool) or not isinstance(level, int) or level < 0:
                 raise ValidationError(f"scopes.{field}", "must be a namespace level >= 0")
+        default_ttl = (ttl_config or {}).get("default_ttl")
+        if default_ttl is not None:
+            _check_ttl("ttl_config.default_ttl", default_ttl)
+        self.ttl_config = ttl_config
         self.tenant_id = tenant_id
         self.scopes = dict(scopes or {})
         self.index_fields = list(index_fields or ["$"])
@@ -314,9 +330,9 @@ class MemAdaptersStore(BaseStore):
         for op in puts:
             if op.value is None:
                 continue
-            if op.ttl is not None:
-                raise NotImplementedError("TTL is not supported by MemAdaptersStore")
             field = f"value[{tuple(op.namespace)!r}, {op.key!r}]"
+            if op.ttl is not None:
+                _check_ttl(f"ttl[{tuple(op.namespace)!r}, {op.key!r}]", op.ttl)
             try:
                 value = dict(op.value)
                 if json.loads(json.dumps(value, allow_nan=False)) != value:
@@ -355,9 +371,13 @@ class MemAdaptersStore(BaseStore):
             if indexed:
                 # Lets a search restore items whose text equals a hit's (see _with_twins).
                 metadata["lg_text_sha"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+            if op.ttl is not None:
+                metadata["lg_ttl_min"] = op.ttl  # kept so a reader can tell an expiring item
+            # LangGraph TTLs are minutes; the engine hides the item (and its chunks) from every
+            # read once expired and purges it in the background.
             await aengine.add(
                 raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata,
-                index=indexed, **scope,
+                index=indexed, expiry_seconds=op.ttl * 60 if op.ttl is not None else None, **scope,
             )  # fmt: skip
 
     async def _search(self, aengine: AsyncMemoryEngine, op: SearchOp) -> list[SearchItem]:
