@@ -391,27 +391,158 @@ _CASUAL_START = re.compile(
 )
 
 
+# Base forms that, right after "and"/"or"/"but"/"then" in a clause whose subject is the speaker,
+# are almost always a second verb sharing that subject ("I work as a nurse and start night
+# shifts"). Words that are as often nouns there ("paint", "drink", "help", "travel") are left out.
+_COORD_VERBS = frozenset(
+    [
+        "start",
+        "work",
+        "live",
+        "want",
+        "need",
+        "plan",
+        "love",
+        "like",
+        "enjoy",
+        "hate",
+        "go",
+        "take",
+        "make",
+        "try",
+        "study",
+        "teach",
+        "visit",
+        "spend",
+        "play",
+        "run",
+        "write",
+        "read",
+        "cook",
+        "bake",
+        "sing",
+        "volunteer",
+        "walk",
+        "hope",
+        "think",
+        "feel",
+        "know",
+        "get",
+        "keep",
+        "use",
+        "look",
+        "watch",
+        "listen",
+        "drive",
+        "ride",
+        "swim",
+        "hike",
+        "own",
+        "have",
+        "do",
+        "leave",
+        "come",
+        "stay",
+        "miss",
+        "prefer",
+        "practice",
+        "meet",
+        "see",
+        "buy",
+        "eat",
+        "sleep",
+        "finish",
+        "manage",
+        "lead",
+        "care",
+        "hang",
+        "join",
+        "attend",
+        "collect",
+        "build",
+        "create",
+        "grow",
+        "raise",
+        "believe",
+        "remember",
+        "wish",
+        "save",
+        "earn",
+        "pay",
+        "share",
+        "take",
+        "teach",
+        "coach",
+        "train",
+        "mentor",
+        "exercise",
+        "move",
+        "rent",
+        "plan",
+        "stop",
+        "quit",
+        "begin",
+        "continue",
+        "tend",
+        "usually",
+    ]
+)
+# "to <word>" before the conjunction: the second verb then shares the infinitive ("I want to
+# travel and start a business") and must stay in its base form.
+_INFINITIVE = re.compile(
+    r"\bto (?!the\b|a\b|an\b|my\b|our\b|your\b|his\b|her\b|their\b|this\b|that\b|"
+    r"these\b|those\b|some\b|work\b|school\b|bed\b|church\b|[A-Z0-9])[a-z]+",
+)
+_WE_SUBJECT = {"we're": "are", "we are": "are", "we've": "have", "we'd": "would", "we'll": "will",
+               "we were": "were"}  # fmt: skip
+
+
+def _possessive(name: str) -> str:
+    return f"{name}'s"
+
+
 def to_third_person(sentence: str, name: str) -> str:
     """Rewrite a first-person sentence about ``name`` in the third person.
+
+    "we"/"our" (the speaker with others) become "``name`` and others"/"their". A generic name
+    such as "The user" is lower-cased where it does not start the sentence, and a second verb
+    coordinated with the first ("I work as a nurse and start nights") agrees with the new
+    subject.
 
     Example:
         >>> to_third_person("I love hiking with my dog.", "Ana")
         "Ana loves hiking with Ana's dog."
     """
     s = sentence.strip()
+    plural = f"{name} and others"
+    s = re.sub(r"\b[Ww]e(?:'re| are)\b", f"{plural} are", s)
+    s = re.sub(r"\b[Ww]e've\b", f"{plural} have", s)
+    s = re.sub(r"\b[Ww]e'd\b", f"{plural} would", s)
+    s = re.sub(r"\b[Ww]e'll\b", f"{plural} will", s)
+    s = re.sub(r"\b[Ww]e\b", plural, s)
+    s = re.sub(r"\b[Oo]urs\b", "theirs", s)
+    s = re.sub(r"\b[Oo]ur\b", "their", s)
+    s = re.sub(r"\b[Oo]urselves\b", "themselves", s)
+    s = re.sub(r"\bus\b", plural, s)
     s = re.sub(r"\bI'm\b|\bI am\b", f"{name} is", s)
     s = re.sub(r"\bI've\b", f"{name} has", s)
     s = re.sub(r"\bI'd\b", f"{name} would", s)
     s = re.sub(r"\bI'll\b", f"{name} will", s)
+    agreed: list[int] = []  # where a verb was put in the third person singular
 
     def verb(m: re.Match[str]) -> str:
         adverbs, word = m.group(1) or "", m.group(2)
-        return f"{name} {adverbs}{_conjugate(word)}"
+        new = _conjugate(word)
+        if new != word and new.lower() not in ("is", "was"):
+            agreed.append(m.start())
+        return f"{name} {adverbs}{new}"
 
     s = re.sub(r"\bI ((?:(?:" + "|".join(_ADVERBS) + r") )*)([A-Za-z']+)", verb, s)
+    if agreed:
+        s = _agree_coordinated(s, agreed[0])
     s = re.sub(r"\bI\b", name, s)
-    s = re.sub(r"\bmy\b", f"{name}'s", s, flags=re.I)
-    s = re.sub(r"\bmine\b", f"{name}'s", s, flags=re.I)
+    s = re.sub(r"\bmy\b", _possessive(name), s, flags=re.I)
+    s = re.sub(r"\bmine\b", _possessive(name), s, flags=re.I)
     s = re.sub(r"\bmyself\b", "themself", s, flags=re.I)
     s = re.sub(r"\bme\b", name, s, flags=re.I)
     # Casual speech drops the subject ("Lost my job yesterday", "Gonna start a studio").
@@ -419,7 +550,26 @@ def to_third_person(sentence: str, name: str) -> str:
         head, _, tail = s.partition(" ")
         s = f"{name} {_conjugate(head.lower())} {tail}".strip()
     s = s[0].upper() + s[1:]
+    if name[:1].isupper() and name.split()[0].lower() in ("the", "a", "an"):
+        # "The user" is a common noun phrase: capitalised only where a sentence starts.
+        lower = name[0].lower() + name[1:]
+        s = s[:1] + re.sub(rf"(?<![.!?] )\b{re.escape(name)}\b", lower, s[1:])
     return s.rstrip(" ,;:-") if s[-1:] in ".!" else s.rstrip(" ,;:-") + "."
+
+
+def _agree_coordinated(s: str, start: int) -> str:
+    """Put a base-form verb coordinated with the subject's verb at ``start`` in agreement."""
+    m = re.compile(
+        r"\b(and|or|but|then|and then|and also|but also|and now)( (?:" + "|".join(_ADVERBS) + r"))? "
+        r"([a-z]+)\b"
+    ).search(s, start)
+    if m is None or m.group(3) not in _COORD_VERBS:
+        return s
+    between = s[start : m.start()]
+    if _INFINITIVE.search(between) or re.search(r"\b(?:will|would|can|could|should|must|might|may|'ll|'d)\b",
+                                                between):  # fmt: skip
+        return s
+    return s[: m.start(3)] + _conjugate(m.group(3)) + s[m.end(3) :]
 
 
 def _clause(text: str, limit: int = 12) -> str:
@@ -513,7 +663,7 @@ _POLARITY = {
 }  # fmt: skip
 _SUBJ = r"(?:\bi|^)"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("name", re.compile(r"\bmy name is (?P<v>[A-Z][\w'-]+(?: [A-Z][\w'-]+)?)")),
+    ("name", re.compile(r"(?i:\bmy name(?: is|'s)|\bcall me|\bpeople call me|\bi'm|\bi am|^(?:hi|hey|hello)?,? ?(?:this is|it's)) (?P<v>[A-Z][a-z'-]+(?: [A-Z][a-z'-]+)?)(?=\s*(?:[,.!;]|$|(?i:and|from|here|by the way)\b))")),
     ("age", re.compile(r"\bi(?:'m| am) (?P<v>\d{1,3}) (?:years? old|yo)\b|\bi (?:just )?turned (?P<v2>\d{1,3})\b", re.I)),
     ("lives_in", re.compile(r"\bi (?:currently |now |still |also )?live (?:in|at|near) (?P<v>[^,.;!?]+)", re.I)),
     ("moved_to", re.compile(r"(?:\bi (?:just |recently |finally )?|^(?:just |finally )?)(?:moved|relocated) (?:to|into) (?P<v>[^,.;!?]+)", re.I)),
@@ -626,7 +776,12 @@ class RuleExtractor:
     def extract_sentence(
         self, sentence: str, turn: TurnInput, *, focus: Sequence[str] = ()
     ) -> list[ExtractedFact]:
-        """Facts of one sentence spoken in ``turn`` (first person, or third person about a name)."""
+        """Facts of one sentence spoken in ``turn`` (first person, or third person about a name).
+
+        When one sentence yields several typed facts, the first keeps the sentence as its text
+        and each other one states its own aspect ("The user's partner is Sam."), so no two facts
+        of a turn read the same and superseding one aspect leaves the others readable.
+        """
         subject, name = subject_name(turn.role)
         s = sentence.strip()
         third = _third_person_subject(s, turn.role)
@@ -637,25 +792,32 @@ class RuleExtractor:
             return []
         lowered = s.lower()
         focused = any(w in lowered for w in focus)
-        first_person = bool(_FIRST_PERSON.search(s)) or (bool(_WE.search(s)) and _has_event_verb(s))
+        singular = bool(_FIRST_PERSON.search(s))
+        # "We moved to Porto": the speaker is one of the subjects, so it is a fact about them.
+        plural = not singular and bool(_WE.search(s))
+        first_person = singular or (plural and _has_event_verb(s))
         casual = bool(re.match(r"^(?:just |finally |recently )?(?:lost|got|went|started|finished|moved|gonna|"
                                r"wanna|bought|joined|took|made|visited|quit|adopted)\b", s, re.I))  # fmt: skip
-        if not (first_person or casual or focused):
+        if not (first_person or plural or casual or focused):
             return []
         if _REACTION.match(s) and not focused:
             return []
+        # Patterns are written for "I"; a plural statement is matched in the singular.
+        ms = _singular(s) if plural else s
         # Specific patterns carry their own evidence; the generic fallbacks need enough content.
         enough = len(_content_words(s)) >= self.min_content_words
         when = turn.timestamp
         resolved = resolve_date(s, when)
         facts: list[ExtractedFact] = []
+        aspects: list[str | None] = []
         ents = entities(s)
         # Observations are already standalone third-person text; first-person speech is rewritten.
         text = sentence.strip() if third is not None else to_third_person(s, name)
         if resolved is not None and resolved.phrase.lower() not in text.lower():
             text = f"{text.rstrip('.')} ({resolved.phrase})."
+        poss = f"{name}'s"
 
-        def add(pred: str, value: str, ftype: str, conf: float) -> None:
+        def add(pred: str, value: str, ftype: str, conf: float, aspect: str | None = None) -> None:
             value = value.strip(" '\"")
             if not value:
                 return
@@ -664,58 +826,212 @@ class RuleExtractor:
                 event_date=resolved.iso if resolved else None, confidence=conf,
                 source_turn_ids=[turn.id], entities=ents,
             ))  # fmt: skip
+            aspects.append(aspect)
 
         for pred, pattern in _PATTERNS:
-            m = pattern.search(s)
+            if plural and pred in _SINGULAR_ONLY:
+                continue
+            m = pattern.search(ms)
             if not m:
                 continue
             groups = {k: v for k, v in m.groupdict().items() if v}
             value = next((groups[g] for g in ("v", "v2", "v3", "v4", "v5", "v6") if g in groups), "")
             ftype = _FACT_TYPES[pred]
-            if pred == "preference":
+            if pred == "name":
+                if value.split()[0] in _NOT_NAMES or value.lower() == name.lower():
+                    continue
+                add("name", value, ftype, 0.9, f"{poss} name is {value}.")
+            elif pred == "preference":
                 value = _clause(value)
                 if len(_content_words(value)) == 0:
                     continue
-                add(f"preference:{_key(value)}", _POLARITY.get(groups["pol"].lower(), groups["pol"].lower()),
-                    ftype, 0.8)  # fmt: skip
+                pol = _POLARITY.get(groups["pol"].lower(), groups["pol"].lower())
+                add(f"preference:{_key(value)}", pol, ftype, 0.8, f"{name} {pol} {value}.")
             elif pred in ("favorite", "favorite_rev"):
-                cat = _key(groups.get("cat") or "thing", 3)
+                cat_words = (groups.get("cat") or "thing").strip()
+                cat = _key(cat_words, 3)
                 val = _clause(value, 8)
                 if pred == "favorite_rev" and len(val.split()) > 5:
                     continue
-                add(f"favorite {cat}", val, ftype, 0.85)
+                add(f"favorite {cat}", val, ftype, 0.85, f"{poss} favorite {cat_words} is {val}.")
             elif pred == "allergy":
-                add(f"allergic_to:{_key(value)}", "no" if groups.get("neg") else "yes", ftype, 0.9)
+                neg = bool(groups.get("neg"))
+                add(f"allergic_to:{_key(value)}", "no" if neg else "yes", ftype, 0.9,
+                    f"{name} is {'not ' if neg else ''}allergic to {_clause(value, 8)}.")  # fmt: skip
             elif pred == "partner":
-                add(groups["rel"].lower().replace("é", "e"), value or "has one", ftype, 0.8)
+                rel = groups["rel"].lower().replace("é", "e")
+                add(rel, value or "has one", ftype, 0.8,
+                    f"{poss} {rel} is {value}." if value else f"{name} has a {rel}.")  # fmt: skip
             elif pred == "relation":
-                add("has", f"{groups['rel'].lower()} {value}", ftype, 0.75)
+                add("has", f"{groups['rel'].lower()} {value}", ftype, 0.75,
+                    f"{name} has {_article(groups['rel'])} {groups['rel'].lower()} named {value}.")  # fmt: skip
             elif pred in ("moved_to", "lives_in", "from"):
                 place = re.split(r" (?:with|for|to|because|and|where|when|after) ", _clause(value, 6))[0]
-                add("lives_in" if pred != "from" else "from", place, _FACT_TYPES[pred], 0.85)
+                if pred == "from":
+                    add("from", place, ftype, 0.85, f"{name} is from {place}.")
+                else:
+                    add("lives_in", place, ftype, 0.85, f"{name} lives in {place}.")
             elif pred == "job_status":
-                add("job_status", {"lost": "unemployed", "quit": "quit job", "left": "left job"}.get(
-                    value.lower(), value.lower()), ftype, 0.8)  # fmt: skip
+                status = {"lost": "unemployed", "quit": "quit job", "left": "left job"}.get(
+                    value.lower(), value.lower())  # fmt: skip
+                add(
+                    "job_status",
+                    status,
+                    ftype,
+                    0.8,
+                    f"{name} {_JOB_STATUS_TEXT.get(status, 'is ' + status)}.",
+                )
             elif pred == "plans":
                 value = _clause(value)
                 if len(_content_words(value)) < 1:
                     continue
-                add("plans", value, ftype, 0.6)
+                add("plans", value, ftype, 0.6, f"{name} plans to {value}.")
             else:
-                add(pred, _clause(value, 8), ftype, 0.85)
+                # "a nurse and start night shifts": the attribute ends where a second verb begins.
+                value = re.split(rf" (?:and|but|or) (?=(?:{'|'.join(_COORD_VERBS)})\b)", value)[0]
+                val = _clause(value, 8)
+                add(pred, val, ftype, 0.85, _aspect_text(pred, val, name))
         if not facts and not enough:
             return []
+        if plural and not facts and not _has_event_verb(s) and not focused:
+            return []  # "we should hang out": small talk unless it states something typed or done
         if not facts:
-            m = _PAST_EVENT.search(s)
+            m = _PAST_EVENT.search(ms)
             if m and len(_content_words(m.group("rest") or "")) >= 1:
                 add("did", _clause(f"{m.group('verb')}{m.group('rest')}", 14), "event", 0.6)
         if not facts:
-            m = _HAVE_STATE.search(s)
+            m = _HAVE_STATE.search(ms)
             if m:
-                add("has" if m.group("what") is None else "said", _clause(s, 14), "profile", 0.5)
+                add("has" if m.group("what") is None else "said", _clause(ms, 14), "profile", 0.5)
         if not facts and (first_person or focused) and len(_content_words(s)) >= self.min_content_words + 1:
-            add("said", _clause(s, 16), "other", 0.4)
+            add("said", _clause(ms, 16), "other", 0.4)
+        # One text per fact: the first fact (the name aside) keeps the sentence, the rest state
+        # their own aspect. The name always reads as a name ("The user is Dana" is ambiguous).
+        keeps = next((i for i, f in enumerate(facts) if f.predicate != "name"), None)
+        for i, (fact, aspect) in enumerate(zip(facts, aspects, strict=True)):
+            if i != keeps and aspect:
+                dated = resolved is not None and fact.predicate in _DATED_ASPECTS
+                fact.text = f"{aspect.rstrip('.')} ({resolved.phrase})." if dated and resolved else aspect
+                fact.text = fact.text[0].upper() + fact.text[1:]
         return facts
+
+
+_SINGULAR_ONLY = frozenset({"name", "age", "partner"})
+_DATED_ASPECTS = frozenset({"lives_in", "job_status", "plans", "marital_status", "works_at"})
+_JOB_STATUS_TEXT = {"unemployed": "is unemployed", "quit job": "quit their job", "left job": "left their job",
+                    "laid off": "was laid off", "fired": "was fired", "retired": "is retired"}  # fmt: skip
+# "I'm <Capitalised word>" is a name unless the word is a nationality, faith or similar.
+_NOT_NAMES = frozenset(
+    [
+        "American",
+        "British",
+        "English",
+        "Scottish",
+        "Welsh",
+        "Irish",
+        "French",
+        "German",
+        "Dutch",
+        "Swiss",
+        "Italian",
+        "Spanish",
+        "Portuguese",
+        "Brazilian",
+        "Mexican",
+        "Canadian",
+        "Australian",
+        "Chinese",
+        "Japanese",
+        "Korean",
+        "Indian",
+        "Pakistani",
+        "Russian",
+        "Polish",
+        "Ukrainian",
+        "Greek",
+        "Turkish",
+        "Swedish",
+        "Norwegian",
+        "Danish",
+        "Finnish",
+        "African",
+        "Nigerian",
+        "Kenyan",
+        "Egyptian",
+        "Moroccan",
+        "Israeli",
+        "Iranian",
+        "Arab",
+        "Asian",
+        "European",
+        "Latino",
+        "Latina",
+        "Hispanic",
+        "Filipino",
+        "Vietnamese",
+        "Thai",
+        "Catholic",
+        "Christian",
+        "Jewish",
+        "Muslim",
+        "Buddhist",
+        "Hindu",
+        "Atheist",
+        "Vegan",
+        "Vegetarian",
+        "Gay",
+        "Lesbian",
+        "Bi",
+        "Trans",
+        "Not",
+        "Just",
+        "So",
+        "Really",
+        "Very",
+        "Also",
+        "Still",
+        "Here",
+        "Back",
+        "Home",
+        "Fine",
+        "Good",
+        "Okay",
+        "Ok",
+        "Sorry",
+        "Glad",
+        "Happy",
+        "Sure",
+    ]
+)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _aspect_text(pred: str, value: str, name: str) -> str | None:
+    """A standalone sentence stating one typed attribute (see :meth:`RuleExtractor.extract_sentence`)."""
+    templates = {
+        "age": f"{name} is {value} years old.",
+        "works_as": f"{name} works as {_article(value)} {value}.",
+        "works_at": f"{name} works at {value}.",
+        "studies": f"{name} studies {value}.",
+        "diet": f"{name} is {value}.",
+        "marital_status": f"{name} is {value}.",
+        "children": f"{name} has {value} children.",
+        "pet": f"{name} has {_article(value)} {value}.",
+    }
+    return templates.get(pred)
+
+
+def _singular(s: str) -> str:
+    """Singular form of a plural statement, for matching patterns only: "we" -> "I", "our" -> "my"."""
+    for pat, rep in ((r"\bwe're\b", "I'm"), (r"\bwe are\b", "I am"), (r"\bwe've\b", "I've"),
+                     (r"\bwe'll\b", "I'll"), (r"\bwe'd\b", "I'd"), (r"\bwe were\b", "I was"), (r"\bwe\b", "I"),
+                     (r"\bours\b", "mine"), (r"\bour\b", "my"), (r"\bourselves\b", "myself"),
+                     (r"\bus\b", "me")):  # fmt: skip
+        s = re.sub(pat, rep, s, flags=re.I)
+    return s
 
 
 def _has_event_verb(s: str) -> bool:
@@ -731,14 +1047,11 @@ def _third_person_subject(s: str, role: str) -> tuple[str, str, str] | None:
     name = m.group(1) or "The user"
     if name in _NOT_ENTITY or name.lower() in _STOP:
         return None
-    if (
-        m.group(1) is not None
-        and name.lower() != role.strip().lower()
-        and role.strip().lower() not in _USER_ROLES
-    ):
-        # A name other than the speaker's: only treat it as a subject in observation-like text.
-        if not re.match(rf"^{name} (?:is|was|has|had|likes|loves|lives|moved|works|plans|went|wants|enjoys|"
-                        rf"prefers|hates|dislikes|got|started|lost)\b", s):  # fmt: skip
+    if m.group(1) is not None and name.lower() != role.strip().lower():
+        # A capitalised first word that is not the speaker's name ("Call me Dana", "Lost my
+        # job") is a subject only in observation-like text.
+        if not re.match(rf"^{name}(?:'s [a-z]+(?: [a-z]+)? (?:is|are|was|were)\b| (?:is|was|has|had|likes|loves|lives|moved|works|plans|went|wants|enjoys|"
+                        rf"prefers|hates|dislikes|got|started|lost)\b)", s):  # fmt: skip
             return None
     elif m.group(1) is not None and not re.match(rf"^{name}(?:'s)? [a-z]", s):
         return None

@@ -33,7 +33,7 @@ from .. import records as rec
 from ..errors import JobError
 from ..models import DEFAULT_TENANT, JobStatus, MemoryItem
 from ..store import AUX_VECTOR
-from .rules import _STOP, RuleExtractor
+from .rules import _NOT_ENTITY, _STOP, RuleExtractor
 from .types import ACCUMULATING_PREDICATES, EpisodeSummary, ExtractedFact, ExtractionError, TurnInput
 
 if TYPE_CHECKING:
@@ -440,7 +440,7 @@ class Enricher:
             fact.subject = _norm(fact.subject)
             fact.predicate = _norm(fact.predicate)
             facts.append(fact)
-        return facts
+        return _merge_same_text(facts)
 
     # ------------------------------------------------------------------ the job
 
@@ -469,6 +469,7 @@ class Enricher:
                        for x in await engine.get_many(prior, tenant_id=tenant_id)]  # fmt: skip
         # Everything that can fail on bad extractor output happens before the first write.
         facts = await self._extract(inputs, context)
+        await self._use_names(mem, facts, by_id)
         observations = await self._observation_facts(mem, by_id)
         fact_ids_by_turn = await self._write_facts(tenant_id, mem, by_id, facts, observations)
         await self._update_episodes(tenant_id, mem, session_id, turns, fact_ids_by_turn)
@@ -494,6 +495,43 @@ class Enricher:
             parsed = sorted(rules.extract_sentence(doc or "", tin), key=lambda f: -f.confidence)
             out.append((oid, doc or "", md, parsed[0] if parsed else None))
         return out
+
+    async def _known_name(self, mem: Any, user_id: str) -> str | None:
+        """The name the generic user of ``user_id`` gave (their latest ``name`` fact), if any."""
+        key = rec.stable_id("k_", user_id, "user", "name")
+        got = await mem.get(
+            where={"$and": [{"kind": "fact"}, {"fact_key": key}, {"is_latest": True}]}, include=["metadatas"]
+        )
+        for md in got["metadatas"]:
+            value = json.loads(md.get("attrs") or "{}").get("value")
+            if value:
+                return str(value)
+        return None
+
+    async def _use_names(self, mem: Any, facts: list[ExtractedFact], by_id: dict[str, Any]) -> None:
+        """Once a user has said their name, their later facts say "Dana" instead of "The user".
+
+        The name comes from the user's stored ``name`` fact or from a ``name`` fact earlier in
+        this batch (the same turn counts: "I'm Dana. I moved to Lisbon.").
+        """
+        names: dict[str, str | None] = {}
+        order = {tid: (t[2].get("seq", 0), tid) for tid, t in by_id.items()}
+        ranked = sorted(
+            enumerate(facts),
+            key=lambda p: (order.get(p[1].source_turn_ids[0], (0, "")), p[1].predicate != "name", p[0]),
+        )
+        for _, fact in ranked:
+            if fact.subject != "user":
+                continue
+            user_id = str(by_id[fact.source_turn_ids[0]][2].get("user_id", ""))
+            if fact.predicate == "name":
+                names[user_id] = fact.value
+                continue
+            if user_id not in names:
+                names[user_id] = await self._known_name(mem, user_id)
+            name = names[user_id]
+            if name:
+                fact.text = _with_name(fact.text, name)
 
     def _key(self, user_id: str, fact: ExtractedFact) -> str:
         if (
@@ -756,7 +794,11 @@ class Enricher:
             else None
         )
         pairs = [] if facts is None else list(zip(facts["documents"], facts["metadatas"], strict=True))
-        return summarize_rules(turns, pairs)
+        name = None
+        user_id = next((m.get("user_id") for _, _, m in rows if m.get("user_id")), None)
+        if any((m.get("role") or "user").lower() in _USER_ROLES for _, _, m in rows):
+            name = await self._known_name(mem, user_id or "")
+        return summarize_rules(turns, pairs, name=name)
 
     async def end_session(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
@@ -786,21 +828,197 @@ class Enricher:
         return None if closed is None else await self.engine.get(closed, tenant_id=tenant_id)
 
 
-def summarize_rules(turns: list[TurnInput], facts: list[tuple[str, dict[str, Any]]]) -> EpisodeSummary:
-    """LLM-free episode title (speakers and top topic words) and summary (its best facts)."""
-    speakers = list(
-        dict.fromkeys(t.role for t in turns if t.role.lower() not in ("assistant", "system", "tool"))
+def _with_name(text: str, name: str) -> str:
+    """``text`` with the generic "The user" replaced by the user's name."""
+    return re.sub(r"\b[Tt]he user\b", name, text)
+
+
+def _merge_same_text(facts: list[ExtractedFact]) -> list[ExtractedFact]:
+    """One fact per (source turn, text): extra facts that read the same add nothing to search.
+
+    The most confident one is kept and gains the others' entities. (The rule extractor states
+    each aspect of a sentence in its own words, so this only trims other extractors' output.)
+    """
+    kept: dict[tuple[str, str], ExtractedFact] = {}
+    for fact in sorted(facts, key=lambda f: -f.confidence):
+        k = (fact.source_turn_ids[0], _norm(fact.text).rstrip("."))
+        if k in kept:
+            ents = kept[k].entities
+            ents.extend(e for e in fact.entities if e not in ents)
+            logger.debug("dropped fact %r/%r: same text as %r", fact.predicate, fact.value, kept[k].predicate)
+            continue
+        kept[k] = fact
+    return [f for f in facts if any(f is k for k in kept.values())]
+
+
+_USER_ROLES = frozenset({"user", "human", "me"})
+_NON_SPEAKERS = frozenset({"assistant", "ai", "system", "tool", "function", "bot", "model"})
+_TITLE_STOP = frozenset(
+    [
+        "just",
+        "moved",
+        "move",
+        "moving",
+        "start",
+        "starting",
+        "started",
+        "work",
+        "working",
+        "worked",
+        "going",
+        "goes",
+        "live",
+        "lives",
+        "lived",
+        "tricky",
+        "places",
+        "place",
+        "things",
+        "want",
+        "wants",
+        "need",
+        "needs",
+        "make",
+        "makes",
+        "made",
+        "take",
+        "takes",
+        "took",
+        "keep",
+        "come",
+        "came",
+        "welcome",
+        "suggestions",
+        "suggestion",
+        "good",
+        "know",
+        "really",
+        "also",
+        "back",
+        "time",
+        "times",
+        "days",
+        "something",
+        "anything",
+        "always",
+        "never",
+        "maybe",
+        "sounds",
+        "sound",
+        "hear",
+        "heard",
+        "tell",
+        "told",
+        "said",
+        "says",
+        "getting",
+        "trying",
+        "looking",
+    ]
+)
+
+
+def summarize_rules(
+    turns: list[TurnInput],
+    facts: list[tuple[str, dict[str, Any]]],
+    *,
+    name: str | None = None,
+    max_facts: int = 5,
+    max_chars: int = 600,
+) -> EpisodeSummary:
+    """LLM-free episode title and summary.
+
+    The title names who spoke (the user's name when known) and the episode's top topics:
+    names and words that recur across turns and its facts ("Dana: Lisbon, shellfish, nurse").
+    The summary is the most confident facts, each stated once, in the order they were said,
+    cut at a sentence boundary within ``max_chars``.
+
+    Args:
+        turns: The episode's turns, in order.
+        facts: ``(text, metadata)`` of the facts extracted from those turns.
+        name: The user's name, if they gave it.
+        max_facts: Facts in the summary at most.
+        max_chars: Length bound of the summary.
+    """
+    metas = [json.loads(m.get("attrs") or "{}") for _, m in facts]
+    name = name or next(
+        (str(a["value"]) for a in metas if a.get("predicate") == "name" and a.get("subject") == "user"), None
     )
-    words = Counter(
-        w for t in turns for w in re.findall(r"[a-z][a-z'-]{3,}", t.text.lower()) if w not in _STOP
-    )
-    topics = [w for w, _ in words.most_common(4)]
+    speakers: list[str] = []
+    for t in turns:
+        role = t.role.strip()
+        if role.lower() in _NON_SPEAKERS:
+            continue
+        label = (name or "User") if role.lower() in _USER_ROLES else role
+        if label not in speakers:
+            speakers.append(label)
     who = " & ".join(speakers[:3]) or "Conversation"
-    title = f"{who}: {', '.join(topics[:3])}" if topics else who
-    ranked = sorted(facts, key=lambda f: -json.loads(f[1].get("attrs") or "{}").get("confidence", 0.5))
-    lines = [d for d, _ in ranked if d][:6]
+    title = f"{who}: {', '.join(_topics(turns, facts, exclude={s.lower() for s in speakers}))}"
+    title = title.rstrip(": ")
+
+    # Distinct facts, most confident first; a fact whose text another one contains adds nothing.
+    order = {t.id: i for i, t in enumerate(turns)}
+    ranked = sorted(
+        ((d.strip(), m, a) for (d, m), a in zip(facts, metas, strict=True) if d and d.strip()),
+        key=lambda f: (-float(f[2].get("confidence", 0.5)), order.get(f[1].get("parent_id", ""), 0)),
+    )
+    chosen: list[tuple[str, dict[str, Any]]] = []
+    for text, md, attrs in ranked:
+        if attrs.get("predicate") == "name" and name and name in title:
+            continue  # the title already says who this is
+        words = _words(text)
+        if any(words <= _words(c) or _words(c) <= words for c, _ in chosen):
+            continue  # restates part of a chosen fact ("partner is Sam" after "with partner Sam")
+        chosen.append((text, md))
+        if len(chosen) >= max_facts:
+            break
+    chosen.sort(key=lambda c: (order.get(c[1].get("parent_id", ""), 0), float(c[1].get("seq", 0))))
+    lines = [c for c, _ in chosen]
     if not lines:
-        longest = sorted(turns, key=lambda t: -len(t.text))[:3]
-        lines = [f"{t.role}: {t.text.split('. ')[0][:200]}" for t in longest]
-    summary = " ".join(line if line.endswith((".", "!", "?")) else line + "." for line in lines)
-    return EpisodeSummary(title=title, summary=summary[:800])
+        longest = sorted((t for t in turns if t.text.strip()), key=lambda t: -len(t.text))[:3]
+        lines = [f"{t.role}: {t.text.strip().split('. ')[0][:200]}" for t in longest]
+    summary = ""
+    for line in lines:
+        line = line if line.endswith((".", "!", "?")) else line + "."
+        if summary and len(summary) + 1 + len(line) > max_chars:
+            break
+        summary = f"{summary} {line}".strip()
+    if len(summary) > max_chars:  # a single over-long line: cut at a word boundary
+        summary = summary[: max_chars - 1].rsplit(" ", 1)[0] + "…"
+    return EpisodeSummary(title=title, summary=summary)
+
+
+def _words(text: str) -> set[str]:
+    return {w.removesuffix("'s") for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _STOP}
+
+
+def _topics(
+    turns: list[TurnInput], facts: list[tuple[str, dict[str, Any]]], *, exclude: set[str]
+) -> list[str]:
+    """Up to three topic words: names and content words that recur, favouring what facts mention."""
+    score: Counter[str] = Counter()
+    shown: dict[str, str] = {}
+    first: dict[str, int] = {}
+    fact_text = " ".join(d for d, _ in facts).lower()
+    for i, t in enumerate(turns):
+        for m in re.finditer(r"[A-Za-z][A-Za-z'-]{2,}", t.text):
+            w = m.group(0)
+            low = w.lower().removesuffix("'s")
+            if low in _STOP or low in _TITLE_STOP or low in exclude or low == "user" or w in _NOT_ENTITY:
+                continue
+            # A capitalised word that does not start a sentence is a name: shown capitalised.
+            start = m.start() == 0 or t.text[: m.start()].rstrip()[-1:] in ".!?"
+            if len(low) < 4 and (start or not w[0].isupper()):
+                continue  # short common words; short names ("Sam") stay
+            if w[0].isupper() and not start:
+                shown[low] = w.removesuffix("'s")
+            shown.setdefault(low, low)
+            first.setdefault(low, i)
+            score[low] += 1
+    for low in score:
+        if re.search(rf"\b{re.escape(low)}\b", fact_text):
+            score[low] += 2
+        if shown[low][0].isupper():
+            score[low] += 1
+    best = sorted(score, key=lambda w: (-score[w], first[w]))[:3]
+    return [shown[w] for w in best]
