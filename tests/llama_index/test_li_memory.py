@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
 from li_helpers import rich_messages
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory import ChatMemoryBuffer
@@ -74,6 +76,42 @@ def test_token_limit_trims_like_chat_memory_buffer(engine):
         ref = ChatMemoryBuffer.from_defaults(chat_history=history, token_limit=limit)
         ours = MemAdaptersMemory.from_defaults(engine=engine, chat_history=history, token_limit=limit)
         assert dump(ours.get()) == dump(ref.get()), limit
+
+
+async def test_initial_token_count_counts_like_chat_memory_buffer(engine):
+    history = [msg("one two three four five"), msg("six seven eight", "assistant"), msg("nine ten"),
+               msg("eleven twelve thirteen", "assistant"), msg("fourteen")]  # fmt: skip
+    ours = MemAdaptersMemory.from_defaults(engine=engine, chat_history=history, token_limit=12)
+    ref = ChatMemoryBuffer.from_defaults(chat_history=history, token_limit=12)
+    for initial in (0, 3, 6, 9, 12):
+        assert dump(ours.get(initial_token_count=initial)) == dump(ref.get(initial_token_count=initial))
+        assert dump(await ours.aget(initial_token_count=initial)) == dump(
+            ref.get(initial_token_count=initial)
+        )
+    with pytest.raises(ValueError, match="Initial token count exceeds token limit"):
+        ref.get(initial_token_count=13)
+    with pytest.raises(ValueError, match="Initial token count exceeds token limit"):
+        ours.get(initial_token_count=13)
+    with pytest.raises(ValueError, match="Initial token count exceeds token limit"):
+        await ours.aget(initial_token_count=13)
+
+
+async def test_first_async_use_builds_the_engine_off_the_callers_loop(tmp_path, monkeypatch):
+    import llama_index.memory.mem_adapters._engine as engine_module
+
+    real = engine_module.shared_engine
+    built_in: list[threading.Thread] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        built_in.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "shared_engine", spy)
+    memory = MemAdaptersMemory(path=str(tmp_path / "lazy"), session_id="s")
+    await memory.aput(msg("hello"))
+    assert [m.content for m in await memory.aget_all()] == ["hello"]
+    # Loading the model and opening Chroma happened in a worker thread, not on this loop.
+    assert len(built_in) == 1 and built_in[0] is not threading.current_thread()
 
 
 def test_chat_history_in_from_defaults(engine):

@@ -103,10 +103,8 @@ class EngineHandle:
         self.engine = engine
         if isinstance(engine, MemoryEngine):
             self.aengine = engine.aengine
-            self._loop: asyncio.AbstractEventLoop | None = engine.loop
         elif isinstance(engine, AsyncMemoryEngine):
             self.aengine = engine
-            self._loop = None
         else:
             raise MemAdaptersError(
                 f"engine must be a MemoryEngine or AsyncMemoryEngine, got {type(engine)!r}"
@@ -114,18 +112,18 @@ class EngineHandle:
 
     async def call(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
         """Await ``fn(aengine)`` on the engine's loop without blocking the caller's loop."""
-        if self._loop is None or asyncio.get_running_loop() is self._loop:
-            return await fn(self.aengine)
-        future = asyncio.run_coroutine_threadsafe(_invoke(fn, self.aengine), self._loop)
-        return await asyncio.wrap_future(future)
+        if isinstance(self.engine, MemoryEngine):
+            # MemoryEngine.arun awaits on the engine's own loop thread (or directly when
+            # already there), so the caller's loop keeps running meanwhile.
+            return await self.engine.arun(_invoke(fn, self.aengine))
+        return await fn(self.aengine)
 
     def call_sync(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
         """Run ``fn(aengine)`` on the engine's loop and wait for it (safe from any thread)."""
-        if self._loop is None:
+        if not isinstance(self.engine, MemoryEngine):
             raise MemAdaptersError(
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async methods"
             )
-        assert isinstance(self.engine, MemoryEngine)
         return self.engine.run(_invoke(fn, self.aengine))
 
 
@@ -190,4 +188,12 @@ class EngineConfig(BaseModel):
         return self.handle.call_sync(fn)
 
     async def _arun(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
-        return await self.handle.call(fn)
+        handle = self._handle
+        if handle is None:
+            # First use from async code: building an engine loads the embedding model and
+            # opens Chroma, which must not stall the caller's event loop.
+            engine = await asyncio.to_thread(shared_engine, self.path, self.host, self.port)
+            if self._handle is None:
+                self._handle = EngineHandle(engine)
+            handle = self._handle
+        return await handle.call(fn)

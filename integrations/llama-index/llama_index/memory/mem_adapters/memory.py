@@ -59,22 +59,31 @@ def _line(item: MemoryItem) -> str:
 
 
 def trim_history(
-    history: list[ChatMessage], token_limit: int, count: Callable[[list[ChatMessage]], int]
+    history: list[ChatMessage],
+    token_limit: int,
+    count: Callable[[list[ChatMessage]], int],
+    initial_token_count: int = 0,
 ) -> list[ChatMessage]:
     """The newest messages within ``token_limit``, never starting with an assistant/tool reply.
 
-    Same rule as ``ChatMemoryBuffer.get``: when even the last message alone is over the limit,
-    it is returned anyway so the LLM reports the problem.
+    Same rule as ``ChatMemoryBuffer.get``: ``initial_token_count`` (tokens the caller already
+    spent, e.g. on a prompt) counts against the limit, and when even the last message alone
+    is over the limit it is returned anyway so the LLM reports the problem.
+
+    Raises:
+        ValueError: ``initial_token_count`` alone exceeds ``token_limit`` (as ``ChatMemoryBuffer``).
     """
+    if initial_token_count > token_limit:
+        raise ValueError("Initial token count exceeds token limit")
     n = len(history)
     if n == 0:
         return []
-    tokens = count(history)
+    tokens = count(history) + initial_token_count
     while tokens > token_limit and n > 1:
         n -= 1
         while n > 1 and history[-n].role in (MessageRole.TOOL, MessageRole.ASSISTANT):
             n -= 1
-        tokens = count(history[-n:])
+        tokens = count(history[-n:]) + initial_token_count
     if tokens > token_limit or n <= 0:
         return history[-1:]
     return history[-n:]
@@ -206,10 +215,13 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
                 return [*history[:i], target.model_copy(update={"blocks": blocks}), *history[i + 1 :]]
         return [*history, ChatMessage(role=MessageRole.USER, content=text)]
 
-    async def _aget(self, aengine: AsyncMemoryEngine, input: Any) -> list[ChatMessage]:
+    async def _aget(
+        self, aengine: AsyncMemoryEngine, input: Any, initial_token_count: int
+    ) -> list[ChatMessage]:
         history = trim_history(
-            await self._tx.messages(aengine, self.session_id, "active"), self.token_limit, self._count
-        )
+            await self._tx.messages(aengine, self.session_id, "active"), self.token_limit, self._count,
+            initial_token_count,
+        )  # fmt: skip
         query = self._query(input, history)
         if not query or self.user_id is None or self.similarity_top_k == 0 or self.memory_token_limit == 0:
             return history
@@ -227,14 +239,21 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
 
     # ---------------------------------------------------------------- sync
 
-    def get(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+    def get(self, input: str | None = None, initial_token_count: int = 0, **kwargs: Any) -> list[ChatMessage]:
         """History within ``token_limit``, preceded by recalled memories for ``input``.
 
         Args:
             input: Query for recall (default: the last user message).
+            initial_token_count: Tokens already spent by the caller; they count against
+                ``token_limit`` as in ``ChatMemoryBuffer.get``.
             **kwargs: Ignored (interface compatibility).
+
+        Raises:
+            ValueError: ``initial_token_count`` exceeds ``token_limit``.
         """
-        return self._run(lambda e: self._aget(e, input))
+        if initial_token_count > self.token_limit:  # fail before touching the engine
+            raise ValueError("Initial token count exceeds token limit")
+        return self._run(lambda e: self._aget(e, input, initial_token_count))
 
     def get_all(self) -> list[ChatMessage]:
         """The whole session transcript (no recalled memories)."""
@@ -261,9 +280,13 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
 
     # ---------------------------------------------------------------- async
 
-    async def aget(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+    async def aget(
+        self, input: str | None = None, initial_token_count: int = 0, **kwargs: Any
+    ) -> list[ChatMessage]:
         """Async :meth:`get`."""
-        return await self._arun(lambda e: self._aget(e, input))
+        if initial_token_count > self.token_limit:
+            raise ValueError("Initial token count exceeds token limit")
+        return await self._arun(lambda e: self._aget(e, input, initial_token_count))
 
     async def aget_all(self) -> list[ChatMessage]:
         """Async :meth:`get_all`."""
