@@ -86,3 +86,32 @@ def test_missing_field_semantics():
     assert not matches({"a": {"$gt": 0}}, {})
     assert not matches({"a": 1}, {"a": True})  # bools are not numbers
     assert matches({"a": 1}, {"a": 1.0})
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"b": 1.5},
+        {"b": -1.5},
+        {"b": {"$gt": 1.5}},
+        {"b": {"$gte": 1.5}},
+        {"b": {"$lt": 1.5}},
+        {"b": {"$lte": 1.5}},
+        {"b": {"$gt": -1.5}},
+        {"b": {"$ne": 1.5}},
+        {"b": {"$in": [1.5, 2.5]}},
+        {"b": {"$nin": [1.5]}},
+        {"b": 1},
+    ],
+)
+def test_float_operand_against_stored_ints_matches_chroma(collection, where):
+    # Chroma truncates a float operand compared with a stored int (found by the property test).
+    metas = [{"b": 1}, {"b": 2}, {"b": 1.0}, {"b": 1.5}, {"b": -1}, {"b": 0}, {"a": 1}]
+    ids = [f"r{i}" for i in range(len(metas))]
+    existing = collection.get(include=[])["ids"]
+    if existing:
+        collection.delete(ids=existing)
+    collection.add(ids=ids, embeddings=[[1.0, 0.0]] * len(ids), metadatas=metas)
+    expected = set(collection.get(where=where, include=[])["ids"])
+    pred = compile_where(where)
+    assert {i for i, m in zip(ids, metas, strict=True) if pred(m)} == expected

@@ -170,6 +170,60 @@ class BM25Index:
                 out[doc_id] = out.get(doc_id, 0.0) + w * tf * (k1 + 1.0) / norm
         return out
 
+    def group_scores(
+        self,
+        terms: Iterable[str],
+        group_of: Callable[[str], object | None],
+        group_len: dict[object, int],
+        weights: dict[str, float] | None = None,
+    ) -> dict[object, float]:
+        """BM25 of *groups* of documents, each group scored as one concatenated document.
+
+        Term frequencies are summed over a group's documents, idf counts groups, and length
+        normalisation uses the groups' lengths. Computed from the per-document postings at
+        query time, so the groups (e.g. conversation sessions) need no index of their own.
+
+        Args:
+            terms: Query tokens (repeats count once).
+            group_of: A document's group, or None to leave the document out (filtered out,
+                or not a member of any group).
+            group_len: Token length of every group (sets the group count and the average).
+            weights: Optional per-term multipliers.
+
+        Example:
+            >>> ix = BM25Index()
+            >>> for i, t in [("a1", "cats purr"), ("a2", "cats nap"), ("b1", "dogs bark")]:
+            ...     ix.add(i, t)
+            >>> g = ix.group_scores(["cat"], lambda d: d[0], {"a": 4, "b": 2})
+            >>> sorted(g) == ["a"] and g["a"] > 0
+            True
+        """
+        n = len(group_len)
+        if not n:
+            return {}
+        avg = sum(group_len.values()) / n or 1.0
+        k1, b = self.k1, self.b
+        out: dict[object, float] = {}
+        for term in dict.fromkeys(terms):
+            posting = self._postings.get(term)
+            if not posting:
+                continue
+            tf_by_group: dict[object, int] = {}
+            for doc_id, tf in posting.items():
+                g = group_of(doc_id)
+                if g is not None and g in group_len:
+                    tf_by_group[g] = tf_by_group.get(g, 0) + tf
+            df = len(tf_by_group)
+            w = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) * (weights.get(term, 1.0) if weights else 1.0)
+            for g, tf in tf_by_group.items():
+                norm = tf + k1 * (1.0 - b + b * group_len[g] / avg)
+                out[g] = out.get(g, 0.0) + w * tf * (k1 + 1.0) / norm
+        return out
+
+    def doc_len(self, doc_id: str) -> int:
+        """Token count of an indexed document (0 when unknown)."""
+        return self._doc_len.get(doc_id, 0)
+
     def search(
         self,
         query: str | list[str],

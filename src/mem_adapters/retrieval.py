@@ -10,8 +10,11 @@ Pipeline of :meth:`Retriever.search` (no LLM anywhere):
    for "when..." questions, turns that mention a time; for "last week"-style queries, items
    inside that window (relative to the latest item in scope); each turn passes part of its
    score to its neighbours in the same session (the answer is often the turn next to the
-   matching one); items of the best-matching sessions are lifted.
-4. **Versions and duplicates.** With ``as_of``, facts not valid at that time are dropped;
+   matching one); items of the best-matching sessions are lifted, sessions being ranked by
+   BM25 over each session's turns taken as one document.
+4. **Selection.** Greedy, spread over sessions: strongly for the first few picks (one turn
+   per promising session up front), mildly after.
+5. **Versions and duplicates.** With ``as_of``, facts not valid at that time are dropped;
    otherwise superseded facts are dropped when their successor is present, else demoted.
    Near-identical texts are returned once.
 
@@ -97,12 +100,25 @@ class RetrievalConfig:
         neighbour_share: Share of a turn's score given to each adjacent turn of its session.
         neighbour_sources: How many top items pass score to their neighbours.
         session_boost: Relative lift of items of the best-matching sessions.
-        session_top: Items per session summed into the session's score.
+        session_top: Items per session summed into the session's item-based score.
+        session_turn_weight: Weight, in the session fusion, of ranking sessions by the sum of
+            their ``session_top`` best items' scores.
+        session_lexical_weight: Weight of ranking sessions by BM25 over each session's turns
+            taken as one document.
+        session_dense_weight: Weight of ranking sessions by cosine to the centroid of their
+            turns' vectors.
+        session_rrf_k: Rank offset of the session fusion (there are few sessions, so it is
+            small: the lift falls off quickly after the first sessions).
         superseded_penalty: Multiplier of a superseded fact whose successor is not present.
         dedup_jaccard: Token-set Jaccard above which two hits count as duplicates.
         session_diversity: When picking the final list, an item's score is multiplied by
             this once per item already picked from its session (1.0 = off); spreads the top
             ranks over sessions, which multi-session questions need.
+        head_size: The first ``head_size`` picks use ``head_diversity`` instead of
+            ``session_diversity``: the head of the list favours distinct sessions (a question
+            about several sessions gets one turn from each up front), the tail follows the
+            scores, so the set of the top ~2 x ``head_size`` items barely changes.
+        head_diversity: Session discount of the head picks.
     """
 
     dense_candidates: int = 60
@@ -119,7 +135,13 @@ class RetrievalConfig:
     neighbour_sources: int = 30
     session_boost: float = 0.5
     session_top: int = 3
+    session_turn_weight: float = 0.0
+    session_lexical_weight: float = 1.0
+    session_dense_weight: float = 0.0
+    session_rrf_k: float = 5.0
     superseded_penalty: float = 0.5
+    head_size: int = 5
+    head_diversity: float = 0.5
     dedup_jaccard: float = 0.9
     session_diversity: float = 0.9
 
@@ -158,6 +180,9 @@ class TenantIndex:
         self.vectors: dict[str, np.ndarray] = {}
         self.need_vectors: set[str] = set()  # written records whose embedding is not fetched yet
         self._matrix: tuple[list[str], np.ndarray] | None = None
+        self._session_stats: tuple[dict[tuple[Any, ...], int], list[tuple[Any, ...]], np.ndarray] | None = (
+            None
+        )
         self.exact = True  # built with every embedding (see RetrievalConfig.exact_dense_max)
 
     def set_vector(self, doc_id: str, vector: Any) -> None:
@@ -169,6 +194,7 @@ class TenantIndex:
         self.vectors[doc_id] = v / norm if norm > 0 else v
         self.need_vectors.discard(doc_id)
         self._matrix = None
+        self._session_stats = None
 
     def matrix(self) -> tuple[list[str], np.ndarray]:
         """Ids and stacked unit vectors of every indexed record that has one."""
@@ -197,6 +223,7 @@ class TenantIndex:
         if kind == "turn":
             self._sessions.setdefault(session, []).append(doc_id)
             self._order_dirty = True
+            self._session_stats = None
         self.need_vectors.add(doc_id)
         ts = meta.get("ts")
         if isinstance(ts, int | float) and ts > self.latest_ts:
@@ -211,6 +238,7 @@ class TenantIndex:
         self.need_vectors.discard(doc_id)
         if self.vectors.pop(doc_id, None) is not None:
             self._matrix = None
+        self._session_stats = None
         if doc.role:
             first = doc.role.split()[0]
             left = self.roles.get(first, 0) - 1
@@ -223,6 +251,32 @@ class TenantIndex:
             if ids is not None and doc_id in ids:
                 ids.remove(doc_id)
                 self._order_dirty = True
+
+    def session_stats(self) -> tuple[dict[tuple[Any, ...], int], list[tuple[Any, ...]], np.ndarray]:
+        """Per session of indexed turns: token length, and the unit centroid of its turn vectors.
+
+        Returns:
+            ``(lengths, keys, centroids)``: lengths by session key; the sessions that have
+            vectors and their stacked unit centroids (one row per key), for session-level
+            BM25 and dense scores.
+        """
+        if self._session_stats is None:
+            lengths: dict[tuple[Any, ...], int] = {}
+            keys: list[tuple[Any, ...]] = []
+            rows: list[np.ndarray] = []
+            for session, ids in self._sessions.items():
+                live = [i for i in ids if self.docs[i].meta.get("indexed", True)]
+                if not live:
+                    continue
+                lengths[session] = sum(self.bm25.doc_len(i) for i in live)
+                vecs = [self.vectors[i] for i in live if i in self.vectors]
+                if vecs:
+                    c = np.mean(vecs, axis=0)
+                    keys.append(session)
+                    rows.append(c / (float(np.linalg.norm(c)) or 1.0))
+            mat = np.stack(rows) if rows else np.zeros((0, 1), np.float32)
+            self._session_stats = (lengths, keys, mat)
+        return self._session_stats
 
     def neighbours(self, doc_id: str) -> list[str]:
         """The turns just before and after a turn in its session (write order)."""
@@ -441,6 +495,8 @@ class Retriever:
         timings["dense_ms"] = (t4 - t3) * 1000
 
         scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of)
+        if scores and (cfg.session_lexical_weight or cfg.session_dense_weight or cfg.session_turn_weight):
+            self._session_prior(idx, scores, q_tokens, weights, vector, keep_meta)
         items = self._select(idx, scores, k)
         timings["rank_ms"] = (time.perf_counter() - t4) * 1000
         result = SearchResult(query=query, mode=mode, results=items, stage_timings=timings)
@@ -531,18 +587,65 @@ class Retriever:
                     lift += cfg.window_boost
             scores[i] *= lift
 
-        # Sessions: items of the sessions that match best overall are lifted.
-        per_session: dict[tuple[Any, ...], list[float]] = {}
-        for i, s in scores.items():
-            per_session.setdefault(docs[i].session, []).append(s)
-        session_score = {
-            key: sum(sorted(vals, reverse=True)[: cfg.session_top]) for key, vals in per_session.items()
-        }
-        best = max(session_score.values())
-        if best > 0:
-            for i in scores:
-                scores[i] *= 1.0 + cfg.session_boost * session_score[docs[i].session] / best
         return scores
+
+    def _session_prior(
+        self,
+        idx: TenantIndex,
+        scores: dict[str, float],
+        q_tokens: list[str],
+        weights: dict[str, float] | None,
+        vector: list[float],
+        keep_meta: Any,
+    ) -> dict[tuple[Any, ...], float]:
+        """Lift items of the sessions that match the query best, as whole sessions.
+
+        Sessions are ranked three ways: BM25 over each session's turns taken as one document
+        (the words of a multi-part question are often spread over a session's turns), cosine
+        to the centroid of its turn vectors, and the sum of its best items' scores. The three
+        rankings are fused by reciprocal rank and every item is multiplied by
+        ``1 + session_boost x`` (its session's fused score / the best one's).
+        """
+        cfg = self.config
+        docs = idx.docs
+        in_play = {docs[i].session for i in scores}
+        lists: list[tuple[float, list[tuple[Any, ...]]]] = []
+        if cfg.session_turn_weight:
+            per_session: dict[tuple[Any, ...], list[float]] = {}
+            for i, s in scores.items():
+                per_session.setdefault(docs[i].session, []).append(s)
+            turn_s = {key: sum(sorted(v, reverse=True)[: cfg.session_top]) for key, v in per_session.items()}
+            lists.append((cfg.session_turn_weight, sorted(turn_s, key=lambda x: -turn_s[x])))
+        lengths, keys, centroids = idx.session_stats()
+        if cfg.session_lexical_weight and lengths:
+            kept: dict[str, bool] = {}
+
+            def group_of(doc_id: str) -> tuple[Any, ...] | None:
+                d = docs.get(doc_id)
+                if d is None or d.kind != "turn" or d.session not in in_play:
+                    return None
+                ok = kept.get(doc_id)
+                if ok is None:
+                    ok = kept[doc_id] = bool(keep_meta(d.meta))
+                return d.session if ok else None
+
+            lex_s = idx.bm25.group_scores(q_tokens, group_of, lengths, weights)
+            lists.append((cfg.session_lexical_weight, sorted(lex_s, key=lambda x: -lex_s[x])))
+        if cfg.session_dense_weight and keys:
+            q = np.asarray(vector, dtype=np.float32)
+            sims = centroids @ (q / (float(np.linalg.norm(q)) or 1.0))
+            order = [keys[j] for j in np.argsort(-sims, kind="stable") if keys[j] in in_play]
+            lists.append((cfg.session_dense_weight, order))
+        fused: dict[tuple[Any, ...], float] = {}
+        for w, ranking in lists:
+            for rank, key in enumerate(ranking):
+                fused[key] = fused.get(key, 0.0) + w / (cfg.session_rrf_k + rank + 1)
+        best = max(fused.values(), default=0.0)
+        if best <= 0:
+            return fused
+        for i in scores:
+            scores[i] *= 1.0 + cfg.session_boost * fused.get(docs[i].session, 0.0) / best
+        return fused
 
     def _select(self, idx: TenantIndex, scores: dict[str, float], k: int) -> list[MemoryItem]:
         """Top ``k`` items, near-duplicates dropped, optionally spread over sessions."""
@@ -552,8 +655,9 @@ class Retriever:
         seen_norm: set[str] = set()
         per_session: dict[tuple[Any, ...], int] = {}
         out: list[MemoryItem] = []
-        div = cfg.session_diversity
         while pool and len(out) < k:
+            # The head of the list is spread harder over sessions than the rest.
+            div = cfg.head_diversity if len(out) < cfg.head_size else cfg.session_diversity
             if div < 1.0:
                 # Greedy pick (O(k x candidates)): the best score after the session discount.
                 at = max(range(len(pool)), key=lambda n: pool[n][1] * div ** per_session.get(
@@ -573,6 +677,12 @@ class Retriever:
             seen_norm.add(d.norm)
             kept.append(d)
             per_session[d.session] = per_session.get(d.session, 0) + 1
+            # Reported scores follow the returned order: an item picked ahead of a better-scored
+            # one (to spread the head over sessions) reports its discounted score, capped by
+            # the score of the item above it.
+            s *= div ** (per_session[d.session] - 1) if div < 1.0 else 1.0
+            if out and out[-1].score is not None:
+                s = min(s, out[-1].score)
             out.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))
         return out
 

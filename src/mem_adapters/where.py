@@ -8,6 +8,9 @@ records Chroma would return for the same clause, so this mirrors Chroma's semant
   passes ``$ne``/``$nin`` (as Chroma does).
 - Booleans are their own type: ``True`` never equals ``1``; ints and floats compare as
   numbers; values of different types are never equal and never ordered.
+- A float operand compared with a stored *int* is truncated toward zero first (chromadb
+  1.5's behaviour: ``{"b": 1.5}`` matches ``b = 1``, ``{"b": {"$gt": -1.5}}`` matches
+  ``b = 0`` but not ``b = -1``); a stored float is compared with the operand as is.
 
 Unknown operators raise :class:`~mem_adapters.errors.ValidationError`: a filter is never
 silently ignored.
@@ -15,6 +18,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,8 +39,15 @@ def _kind(value: Any) -> str:
     return "other"
 
 
+def _as_stored(a: Any, b: Any) -> Any:
+    """The operand ``b`` as Chroma compares it with the stored value ``a``."""
+    if type(a) is int and type(b) is float and math.isfinite(b):
+        return int(b)
+    return b
+
+
 def _eq(a: Any, b: Any) -> bool:
-    return a is not _MISSING and _kind(a) == _kind(b) and a == b
+    return a is not _MISSING and _kind(a) == _kind(b) and a == _as_stored(a, b)
 
 
 def _ordered(a: Any, b: Any) -> bool:
@@ -57,13 +68,13 @@ def _compile_op(field: str, op: str, value: Any, path: str) -> Predicate:
             return lambda md: any(_eq(md.get(field, _MISSING), v) for v in values)
         return lambda md: not any(_eq(md.get(field, _MISSING), v) for v in values)
     if op == "$gt":
-        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a > value
+        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a > _as_stored(a, value)
     if op == "$gte":
-        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a >= value
+        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a >= _as_stored(a, value)
     if op == "$lt":
-        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a < value
+        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a < _as_stored(a, value)
     if op == "$lte":
-        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a <= value
+        return lambda md: _ordered(a := md.get(field, _MISSING), value) and a <= _as_stored(a, value)
     raise ValidationError(path, f"unknown operator {op!r}")
 
 
