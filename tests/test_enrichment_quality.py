@@ -66,6 +66,8 @@ def eng(tmp_path, embedder):
         # A noun after "and" is left alone.
         ("I like cats and dogs.", "The user likes cats and dogs."),
         ("We moved to Porto last month.", "The user and others moved to Porto last month."),
+        # With "I" in the sentence, "we" may include the listener: it stays as said.
+        ("I think we did great.", "The user thinks we did great."),
         ("We're selling our flat.", "The user and others are selling their flat."),
     ],
 )

@@ -504,7 +504,7 @@ def _possessive(name: str) -> str:
 def to_third_person(sentence: str, name: str) -> str:
     """Rewrite a first-person sentence about ``name`` in the third person.
 
-    "we"/"our" (the speaker with others) become "``name`` and others"/"their". A generic name
+    In a plural statement (no "I"/"my"), "we"/"our" become "``name`` and others"/"their". A generic name
     such as "The user" is lower-cased where it does not start the sentence, and a second verb
     coordinated with the first ("I work as a nurse and start nights") agrees with the new
     subject.
@@ -514,16 +514,19 @@ def to_third_person(sentence: str, name: str) -> str:
         "Ana loves hiking with Ana's dog."
     """
     s = sentence.strip()
-    plural = f"{name} and others"
-    s = re.sub(r"\b[Ww]e(?:'re| are)\b", f"{plural} are", s)
-    s = re.sub(r"\b[Ww]e've\b", f"{plural} have", s)
-    s = re.sub(r"\b[Ww]e'd\b", f"{plural} would", s)
-    s = re.sub(r"\b[Ww]e'll\b", f"{plural} will", s)
-    s = re.sub(r"\b[Ww]e\b", plural, s)
-    s = re.sub(r"\b[Oo]urs\b", "theirs", s)
-    s = re.sub(r"\b[Oo]ur\b", "their", s)
-    s = re.sub(r"\b[Oo]urselves\b", "themselves", s)
-    s = re.sub(r"\bus\b", plural, s)
+    if not _FIRST_PERSON.search(s):
+        # Only a plural statement is about the speaker and others; in "I think we should"
+        # or "since we last spoke" the "we" may include the listener, so it stays as said.
+        plural = f"{name} and others"
+        s = re.sub(r"\b[Ww]e(?:'re| are)\b", f"{plural} are", s)
+        s = re.sub(r"\b[Ww]e've\b", f"{plural} have", s)
+        s = re.sub(r"\b[Ww]e'd\b", f"{plural} would", s)
+        s = re.sub(r"\b[Ww]e'll\b", f"{plural} will", s)
+        s = re.sub(r"\b[Ww]e\b", plural, s)
+        s = re.sub(r"\b[Oo]urs\b", "theirs", s)
+        s = re.sub(r"\b[Oo]ur\b", "their", s)
+        s = re.sub(r"\b[Oo]urselves\b", "themselves", s)
+        s = re.sub(r"\bus\b", plural, s)
     s = re.sub(r"\bI'm\b|\bI am\b", f"{name} is", s)
     s = re.sub(r"\bI've\b", f"{name} has", s)
     s = re.sub(r"\bI'd\b", f"{name} would", s)
