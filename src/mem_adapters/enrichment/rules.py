@@ -504,10 +504,10 @@ def _possessive(name: str) -> str:
 def to_third_person(sentence: str, name: str) -> str:
     """Rewrite a first-person sentence about ``name`` in the third person.
 
-    In a plural statement (no "I"/"my"), "we"/"our" become "``name`` and others"/"their". A generic name
-    such as "The user" is lower-cased where it does not start the sentence, and a second verb
-    coordinated with the first ("I work as a nurse and start nights") agrees with the new
-    subject.
+    In a plural statement (no "I"/"my"), "we"/"our" become "``name`` and others"/"their". A
+    generic name such as "The user" is lower-cased where it does not start the sentence, and a
+    second verb coordinated with the first ("I work as a nurse and start nights") agrees with
+    the new subject.
 
     Example:
         >>> to_third_person("I love hiking with my dog.", "Ana")
