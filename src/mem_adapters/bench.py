@@ -517,13 +517,6 @@ def cmd_locomo(args: argparse.Namespace) -> int:
     if not Path(args.data).is_file():
         print(f"error: no such file: {args.data}", file=sys.stderr)
         return 2
-    if args.enrich:
-        try:
-            import mem_adapters.enrichment  # noqa: F401
-        except ImportError as e:
-            print(f"error: --enrich needs mem_adapters.enrichment, which is not available ({e})",
-                  file=sys.stderr)  # fmt: skip
-            return 2
     baselines = [b for group in args.baseline or [] for b in group]
     report = asyncio.run(
         run_locomo(
