@@ -150,10 +150,9 @@ def test_enrich_derives_facts_that_search_can_use(tmp_path):
     from mem_adapters import MemoryEngine
 
     with MemoryEngine(store) as engine:
-        store_ = engine.run(engine.aengine.store())
         facts = [
             item
-            for tenant in engine.run(store_.tenants())
+            for tenant in engine.tenants()
             for item in engine.list(kinds=["fact"], tenant_id=tenant, page_size=100).results
         ]
     assert any("Pixel" in f.text for f in facts), [f.text for f in facts]

@@ -977,6 +977,10 @@ class AsyncMemoryEngine:
         targets = [i for i, _ in (await self._turn_index(tenant_id, session_id, status=status))[:n]]
         return await self.delete_many(targets, tenant_id=tenant_id)
 
+    async def tenants(self) -> list[str]:
+        """Every tenant id that holds memories in this store."""
+        return await (await self.store()).tenants()
+
     async def list_sessions(
         self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> list[str]:

@@ -197,6 +197,10 @@ class MemoryEngine:
         """Delete several memories. See :meth:`AsyncMemoryEngine.delete_many`."""
         return self._run(self._async.delete_many(ids, tenant_id=tenant_id))
 
+    def tenants(self) -> list[str]:
+        """Tenants in the store. See :meth:`AsyncMemoryEngine.tenants`."""
+        return self._run(self._async.tenants())
+
     def list_sessions(self, **kw: Any) -> list[str]:
         """Sessions holding turns. See :meth:`AsyncMemoryEngine.list_sessions`."""
         return self._run(self._async.list_sessions(**kw))
