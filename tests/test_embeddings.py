@@ -64,16 +64,13 @@ def test_engine_uses_real_model_from_env_dir(tmp_path):
         assert Path(eng.embedder.model_dir).resolve() == Path(env_dir).resolve()
         for sentence, ref in zip(REFERENCE["sentences"], REFERENCE["vectors"], strict=True):
             assert cosine(eng.embedder.embed_query(sentence), ref) >= 0.9999
-        # The vectors the engine stores in Chroma are the model's.
-        res = eng.remember(
-            [{"role": "user", "text": s, "timestamp": TS} for s in REFERENCE["sentences"][:4]],
-            session_id="s",
-        )
+        # The vectors the engine stores in Chroma are the model's (raw memories embed their text).
+        ids = [eng.add(raw_text=s).memory_id for s in REFERENCE["sentences"][:4]]
         (col,) = [c for c in client.list_collections() if c.name.endswith("-mem")]
-        got = client.get_collection(col.name).get(ids=res.active_ids, include=["embeddings"])
+        got = client.get_collection(col.name).get(ids=ids, include=["embeddings"])
         stored = dict(zip(got["ids"], got["embeddings"], strict=True))
-        for tid, ref in zip(res.active_ids, REFERENCE["vectors"][:4], strict=True):
-            assert cosine(stored[tid], ref) >= 0.9999
+        for mid, ref in zip(ids, REFERENCE["vectors"][:4], strict=True):
+            assert cosine(stored[mid], ref) >= 0.9999
 
 
 def test_token_count_uses_model_tokenizer(embedder):

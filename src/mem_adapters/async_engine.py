@@ -237,7 +237,9 @@ class AsyncMemoryEngine:
         if not ids:
             return
         if embeddings is None:
-            embeddings = await self.embed(texts)
+            embeddings = await self.embed(
+                [rec.embedding_text(t, m) for t, m in zip(texts, metas, strict=True)]
+            )
         mem = await self._mem(tenant_id)
         await mem.upsert(ids, embeddings, texts, metas)
         self.retriever.on_upsert(tenant_id, ids, texts, metas, embeddings)
@@ -1306,7 +1308,8 @@ class AsyncMemoryEngine:
             got = await (await store.get_raw(mem_name)).get(include=["documents", "metadatas"])
             ids, docs, metas = list(got["ids"]), list(got["documents"]), list(got["metadatas"])
             loop = asyncio.get_running_loop()
-            vectors = await loop.run_in_executor(self._cpu, new.embed_documents, docs) if docs else []
+            inputs = [rec.embedding_text(d or "", m) for d, m in zip(docs, metas, strict=True)]
+            vectors = await loop.run_in_executor(self._cpu, new.embed_documents, inputs) if docs else []
             meta = {
                 "ma_tenant": tenant_id,
                 "ma_role": "mem",
