@@ -758,3 +758,22 @@ def test_clear_session_leaves_no_stale_history(engine):
     except NotFoundError:
         return
     assert hist[-1].event == "DELETE", [(h.version, h.event, h.text) for h in hist]
+
+
+def test_touch_slides_expiry_without_a_new_version(tmp_path, embedder):
+    with MemoryEngine(tmp_path / "db", embedder=embedder) as engine:
+        long_text = " ".join(f"Sliding sentence {i} about a renewable detail." for i in range(60))
+        slid = engine.add(raw_text=long_text, expiry_seconds=3)
+        other = engine.add(raw_text="Renewable detail that is left to expire", expiry_seconds=3)
+        assert slid.original_chunks > 1
+        assert engine.touch([slid.memory_id, "unknown-id"], 3600) == [slid.memory_id]
+        time.sleep(3.3)  # generous: past the original expiry on a loaded machine
+        item = engine.get(slid.memory_id)
+        assert item.version == 1 and item.expires_at is not None
+        with pytest.raises(NotFoundError):
+            engine.get(other.memory_id)
+        # The chunks slid with their memory: search still finds them, through the lexical index too.
+        hits = engine.search("renewable detail sliding sentence", k=20).results
+        assert hits and {h.parent_id or h.id for h in hits} == {slid.memory_id}
+        with pytest.raises(ValidationError):
+            engine.touch([slid.memory_id], 0)

@@ -1086,6 +1086,37 @@ class AsyncMemoryEngine:
         await self.write_records(tenant_id, [memory_id], [new_text], [new_md], embeddings)
         return rec.to_item(memory_id, new_text, new_md)
 
+    async def touch(
+        self, ids: Sequence[str], expiry_seconds: float, *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[str]:
+        """Move the expiry of live memories (and their chunks) to ``expiry_seconds`` from now.
+
+        A sliding TTL: no new version is written. Unknown or already expired ids are skipped;
+        returns the ids touched.
+
+        Raises:
+            ValidationError: ``expiry_seconds`` is not a positive number.
+        """
+        if (
+            isinstance(expiry_seconds, bool)
+            or not isinstance(expiry_seconds, int | float)
+            or expiry_seconds <= 0
+        ):
+            raise ValidationError("expiry_seconds", "must be a positive number of seconds")
+        found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
+        if not found:
+            return []
+        targets = [*found, *await self._children(tenant_id, list(found))]
+        mem = await self._mem(tenant_id)
+        got = await mem.get(ids=targets, include=["documents", "metadatas", "embeddings"])
+        expires_at = time.time() + expiry_seconds
+        metas = [{**m, "expires_at": expires_at} for m in got["metadatas"]]
+        await mem.update_metadata(list(got["ids"]), [{"expires_at": expires_at}] * len(metas))
+        vectors = [list(map(float, v)) for v in got["embeddings"]]
+        self.retriever.on_upsert(tenant_id, list(got["ids"]), list(got["documents"]), metas, vectors)
+        await self._bump(tenant_id)
+        return [i for i in dict.fromkeys(ids) if i in found]
+
     async def delete(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
         """Delete a memory and what was derived from it; its history records the deletion.
 

@@ -193,6 +193,12 @@ class MemoryEngine:
         """Set turn status. See :meth:`AsyncMemoryEngine.set_status`."""
         return self._run(self._async.set_status(ids, status, **kw))
 
+    def touch(
+        self, ids: Sequence[str], expiry_seconds: float, *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[str]:
+        """Slide the expiry of memories. See :meth:`AsyncMemoryEngine.touch`."""
+        return self._run(self._async.touch(ids, expiry_seconds, tenant_id=tenant_id))
+
     def delete_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
         """Delete several memories. See :meth:`AsyncMemoryEngine.delete_many`."""
         return self._run(self._async.delete_many(ids, tenant_id=tenant_id))

@@ -183,12 +183,33 @@ def test_expired_items_vanish_from_every_read(engine):
     store.put(("t", "a"), "gone", {"text": "ephemeral note about tea"}, ttl=0.002)  # 0.12 s
     store.put(("t", "b"), "kept", {"text": "permanent note about tea"})
     deadline = time.monotonic() + 5
-    while store.get(("t", "a"), "gone") is not None and time.monotonic() < deadline:
+    # Poll without refreshing: a refreshing read would restart the TTL it is waiting out.
+    while store.get(("t", "a"), "gone", refresh_ttl=False) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.get(("t", "a"), "gone") is None
     assert [i.key for i in store.search(("t",), query="tea note")] == ["kept"]
     assert [i.key for i in store.search(("t",))] == ["kept"]
     assert store.list_namespaces(prefix=("t",)) == [("t", "b")]
+
+
+def test_reads_with_refresh_ttl_restart_the_ttl(engine):
+    store = MemAdaptersStore(engine)
+    mid = memory_id(("r",), "k")
+    store.put(("r",), "k", {"text": "renewable note"}, ttl=10)
+    first = engine.get(mid).expires_at
+    time.sleep(0.05)
+    assert store.get(("r",), "k", refresh_ttl=False) is not None
+    assert engine.get(mid).expires_at == first  # not refreshed
+    assert store.get(("r",), "k") is not None  # refresh_ttl defaults to true
+    second = engine.get(mid).expires_at
+    assert second > first and engine.get(mid).version == 1  # slid, no new version
+    time.sleep(0.05)
+    assert [i.key for i in store.search(("r",), query="renewable note")] == ["k"]
+    assert engine.get(mid).expires_at > second
+    no_refresh = MemAdaptersStore(engine, ttl_config={"refresh_on_read": False})
+    third = engine.get(mid).expires_at
+    assert no_refresh.get(("r",), "k") is not None
+    assert engine.get(mid).expires_at == third
 
 
 def test_ttl_config_default_ttl_applies_when_a_put_gives_none(engine):

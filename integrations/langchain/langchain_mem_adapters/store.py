@@ -205,9 +205,9 @@ class MemAdaptersStore(BaseStore):
             stores the item unsearchable by query (still returned by get/search/list).
         ttl_config: LangGraph ``TTLConfig``; its ``default_ttl`` (minutes) applies to puts
             that give no ``ttl``. A put's ``ttl`` (minutes) becomes the engine memory's
-            expiry: the item vanishes from every read once it passes. Reads do not extend
-            it (``refresh_ttl`` / ``refresh_on_read`` are accepted and ignored: the engine
-            has no way to move an expiry without writing a new version).
+            expiry: the item vanishes from every read once it passes. A get or search with
+            ``refresh_ttl`` (default: ``ttl_config["refresh_on_read"]``, else true) restarts
+            the TTL of the items it returns (``engine.touch``; no new version is written).
         path: Folder of an embedded store (when ``engine`` is absent).
         client: A chromadb client (when ``engine`` is absent).
         engine_kwargs: Further :class:`~mem_adapters.MemoryEngine` arguments.
@@ -297,9 +297,27 @@ class MemAdaptersStore(BaseStore):
                 results[i] = await self._search(aengine, op)
             elif isinstance(op, ListNamespacesOp):
                 results[i] = await self._list_namespaces(aengine, op)
+        await self._refresh_ttls(aengine, ops, results)
         if puts:
             await self._apply_puts(aengine, list(puts.values()))
         return results
+
+    async def _refresh_ttls(self, aengine: AsyncMemoryEngine, ops: list[Op], results: list[Result]) -> None:
+        """Slide the expiry of items read with ``refresh_ttl`` (their TTL counts from now)."""
+        ids: list[str] = []
+        for op, result in zip(ops, results, strict=True):
+            if isinstance(op, GetOp | SearchOp) and op.refresh_ttl and result:
+                items = [result] if isinstance(op, GetOp) else result
+                ids.extend(memory_id(tuple(item.namespace), item.key) for item in items)
+        if not ids:
+            return
+        by_ttl: dict[float, list[str]] = {}
+        for item in await aengine.get_many(ids, tenant_id=self.tenant_id):
+            ttl = item.metadata.get("lg_ttl_min")
+            if ttl is not None:
+                by_ttl.setdefault(float(ttl), []).append(item.id)
+        for ttl, group in by_ttl.items():
+            await aengine.touch(group, ttl * 60, tenant_id=self.tenant_id)
 
     async def _fetch(self, aengine: AsyncMemoryEngine, ids: list[str]) -> dict[str, MemoryItem]:
         items = await aengine.get_many(ids, tenant_id=self.tenant_id)
