@@ -1,4 +1,4 @@
-"""The quickstart of integrations/llama-index/README.md runs as written."""
+"""The quickstart of every README runs as written, offline, and prints what it promises."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "integrations" / "llama-index" / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def quickstart(readme: Path) -> str:
@@ -18,15 +20,35 @@ def quickstart(readme: Path) -> str:
     return found.group(1)
 
 
-def test_readme_quickstart_runs(tmp_path):
+def run_quickstart(readme: Path, tmp_path: Path) -> list[str]:
     script = tmp_path / "quickstart.py"
-    script.write_text(quickstart(README))
+    script.write_text(quickstart(readme))
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
+    return proc.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_engine_readme(tmp_path):
+    lines = run_quickstart(ROOT / "README.md", tmp_path)
+    assert lines[0] == "I'm allergic to shellfish."
+    assert "['ADD', 'UPDATE']" in lines
+    assert (tmp_path / ".mem_adapters").is_dir()  # the embedded default store
+
+
+@pytest.mark.slow
+def test_langchain_readme(tmp_path):
+    out = "\n".join(run_quickstart(ROOT / "integrations/langchain/README.md", tmp_path))
+    assert "food Alice is allergic to shellfish" in out
+    assert "Lisbon" in out
+
+
+@pytest.mark.slow
+def test_llama_index_readme(tmp_path):
+    lines = run_quickstart(ROOT / "integrations/llama-index/README.md", tmp_path)
     # The recalled memory comes first, as a system message, then today's question.
     assert lines[0].startswith("system | <relevant_memories>")
     assert any(
