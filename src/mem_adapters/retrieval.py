@@ -27,6 +27,7 @@ write from any process) differs from the one it was built at.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -119,6 +120,9 @@ class RetrievalConfig:
             about several sessions gets one turn from each up front), the tail follows the
             scores, so the set of the top ~2 x ``head_size`` items barely changes.
         head_diversity: Session discount of the head picks.
+        derived_share: Share of a fact's or episode's score added to its source turns (split
+            evenly over the sources in scope): a derived hit is evidence for the turns it was
+            drawn from, so it lifts them instead of only competing with them for a slot.
     """
 
     dense_candidates: int = 60
@@ -144,6 +148,7 @@ class RetrievalConfig:
     head_diversity: float = 0.5
     dedup_jaccard: float = 0.9
     session_diversity: float = 0.9
+    derived_share: float = 0.5
 
 
 @dataclass
@@ -158,10 +163,24 @@ class _Doc:
     tokens: frozenset[str]
     norm: str
     timely: bool
+    sources: tuple[str, ...] = ()
 
 
 def _normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _sources(meta: dict[str, Any]) -> tuple[str, ...]:
+    """A derived record's ``source_ids`` (stored as a JSON list); ``()`` when absent or unreadable."""
+    raw = meta.get("source_ids")
+    if not raw:
+        return ()
+    try:
+        got = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        logger.warning("unreadable source_ids %r", raw)
+        return ()
+    return tuple(str(x) for x in got) if isinstance(got, list) else ()
 
 
 class TenantIndex:
@@ -184,6 +203,7 @@ class TenantIndex:
             None
         )
         self.exact = True  # built with every embedding (see RetrievalConfig.exact_dense_max)
+        self.derived = 0  # facts and episodes held
 
     def set_vector(self, doc_id: str, vector: Any) -> None:
         """Store a record's embedding, unit-normalised (the collections use cosine space)."""
@@ -213,8 +233,11 @@ class TenantIndex:
                    meta.get("session_id"), meta.get("sub_session_id"))  # fmt: skip
         tokens = tokenize(text)
         doc = _Doc(doc_id, text or "", dict(meta), kind, session, int(meta.get("seq") or 0), role,
-                   frozenset(tokens), _normalise(text or ""), mentions_time(text or ""))  # fmt: skip
+                   frozenset(tokens), _normalise(text or ""), mentions_time(text or ""),
+                   _sources(meta) if kind in DERIVED_KINDS else ())  # fmt: skip
         self.docs[doc_id] = doc
+        if kind in DERIVED_KINDS:
+            self.derived += 1
         if meta.get("indexed", True):
             self.bm25.add(doc_id, text or "")
         if role:
@@ -235,6 +258,8 @@ class TenantIndex:
         if doc is None:
             return
         self.bm25.remove(doc_id)
+        if doc.kind in DERIVED_KINDS:
+            self.derived -= 1
         self.need_vectors.discard(doc_id)
         if self.vectors.pop(doc_id, None) is not None:
             self._matrix = None
@@ -465,7 +490,10 @@ class Retriever:
         q_tokens = tokenize(query)
         speaker_tokens = {t for t in q_tokens if t in {tokenize(s)[0] for s in speakers if tokenize(s)}}
         weights = dict.fromkeys(speaker_tokens, cfg.speaker_term_weight) if speaker_tokens else None
-        lexical = idx.bm25.search(q_tokens, cfg.lexical_candidates,
+        # Facts/episodes compete with turns for candidate slots only within their own class
+        # (see _score): with derived records around, take twice as many, cut per class later.
+        widen = 2 if idx.derived else 1
+        lexical = idx.bm25.search(q_tokens, widen * cfg.lexical_candidates,
                                   keep=lambda i: keep_meta(docs[i].meta), weights=weights)  # fmt: skip
         t2 = time.perf_counter()
         timings["lexical_ms"] = (t2 - t1) * 1000
@@ -481,9 +509,9 @@ class Retriever:
                 for i, v in zip(got["ids"], got["embeddings"], strict=True):
                     idx.set_vector(i, v)
                 idx.need_vectors.difference_update(want)
-            dense = self._exact_dense(idx, vector, keep_meta, cfg.dense_candidates)
+            dense = self._exact_dense(idx, vector, keep_meta, widen * cfg.dense_candidates)
         else:
-            got = await mem.query(query_embeddings=[vector], n_results=cfg.dense_candidates,
+            got = await mem.query(query_embeddings=[vector], n_results=widen * cfg.dense_candidates,
                                   where=live, include=["distances"])  # fmt: skip
             dense = list(zip(got["ids"][0], got["distances"][0], strict=True))
             missing = [i for i, _ in dense if i not in docs]
@@ -497,11 +525,11 @@ class Retriever:
         scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of)
         if scores and (cfg.session_lexical_weight or cfg.session_dense_weight or cfg.session_turn_weight):
             self._session_prior(idx, scores, q_tokens, weights, vector, keep_meta)
-        items = self._select(idx, scores, k)
+        items = self._select(idx, scores, k, keep_meta)
         timings["rank_ms"] = (time.perf_counter() - t4) * 1000
         result = SearchResult(query=query, mode=mode, results=items, stage_timings=timings)
         if mode == "context":
-            result.context, used = pack_context(items, char_budget)
+            result.context, used = pack_context(self._with_derived(idx, scores, items, k), char_budget)
             result.facts = [i for i in used if i.kind == "fact"]
             result.episodes = [i for i in used if i.kind == "episode"]
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
@@ -539,11 +567,19 @@ class Retriever:
         cfg = self.config
         docs = idx.docs
         scores: dict[str, float] = {}
-        for rank, (i, _) in enumerate(dense):
-            if i in docs:
-                scores[i] = scores.get(i, 0.0) + cfg.dense_weight / (cfg.rrf_k + rank + 1)
-        for rank, (i, _) in enumerate(lexical):
-            scores[i] = scores.get(i, 0.0) + cfg.lexical_weight / (cfg.rrf_k + rank + 1)
+        # Ranks are counted within a class (derived vs the rest): a fact ranked above a turn
+        # does not push the turn down the fusion, so enrichment cannot cost turns their rank.
+        for hits, weight, n in ((dense, cfg.dense_weight, cfg.dense_candidates),
+                                (lexical, cfg.lexical_weight, cfg.lexical_candidates)):  # fmt: skip
+            ranks = [0, 0]
+            for i, _ in hits:
+                d = docs.get(i)
+                if d is None:
+                    continue
+                c = int(d.kind in DERIVED_KINDS)
+                if ranks[c] < n:
+                    scores[i] = scores.get(i, 0.0) + weight / (cfg.rrf_k + ranks[c] + 1)
+                    ranks[c] += 1
         if not scores:
             return scores
 
@@ -560,8 +596,17 @@ class Retriever:
                 else:
                     scores[i] *= cfg.superseded_penalty
 
+        # Derived items are evidence for the turns they were drawn from: lift those turns.
+        if cfg.derived_share:
+            for i, s in list(scores.items()):  # a snapshot: lifted turns do not lift further
+                in_scope = self._anchors(idx, i, keep_meta)
+                for j in in_scope:
+                    scores[j] = scores.get(j, 0.0) + cfg.derived_share * s / len(in_scope)
+
         # Neighbours: adjacent turns share context; pass them part of the score.
-        top = sorted(scores.items(), key=lambda x: -x[1])[: cfg.neighbour_sources]
+        # Only turns pass score on, so facts/episodes do not use up the neighbour_sources slots.
+        turns = [(i, s) for i, s in scores.items() if docs[i].kind == "turn"]
+        top = sorted(turns, key=lambda x: -x[1])[: cfg.neighbour_sources]
         passed: dict[str, float] = {}
         for i, s in top:
             if docs[i].kind != "turn":
@@ -647,10 +692,51 @@ class Retriever:
             scores[i] *= 1.0 + cfg.session_boost * fused.get(docs[i].session, 0.0) / best
         return fused
 
-    def _select(self, idx: TenantIndex, scores: dict[str, float], k: int) -> list[MemoryItem]:
-        """Top ``k`` items, near-duplicates dropped, optionally spread over sessions."""
+    @staticmethod
+    def _with_derived(
+        idx: TenantIndex, scores: dict[str, float], items: list[MemoryItem], k: int
+    ) -> list[MemoryItem]:
+        """The items to pack into a context: ``items`` plus the best facts/episodes they lack.
+
+        In the flat list a derived item waits for its source turns (see :meth:`_select`), so
+        few make it; the context offers up to ``k`` of them by their own score, each placed
+        before the first item that scored lower.
+        """
+        have = {i.id for i in items}
+        derived = [(i, s) for i, s in scores.items() if idx.docs[i].kind in DERIVED_KINDS and i not in have]
+        derived = sorted(derived, key=lambda x: (-x[1], x[0]))[:k]
+        if not derived:
+            return items
+        merged: list[MemoryItem] = []
+        queue = list(items)
+        for i, s in derived:
+            while queue and (queue[0].score or 0.0) >= s:
+                merged.append(queue.pop(0))
+            d = idx.docs[i]
+            merged.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))
+        return merged + queue
+
+    @staticmethod
+    def _anchors(idx: TenantIndex, doc_id: str, keep_meta: Any) -> list[str]:
+        """The source turns of a derived item that exist and pass the search's filter."""
+        d = idx.docs[doc_id]
+        if not d.sources:
+            return []
+        docs = idx.docs
+        return [j for j in d.sources if j in docs and j != doc_id and keep_meta(docs[j].meta)]
+
+    def _select(self, idx: TenantIndex, scores: dict[str, float], k: int, keep_meta: Any) -> list[MemoryItem]:
+        """Top ``k`` items, near-duplicates dropped, optionally spread over sessions.
+
+        A fact or episode whose source turns are in scope is picked only once all of them
+        have been picked (its score already lifted them): it then sits right after its
+        sources, so reading derived items as their source turns leaves the turn order as
+        it is. Derived items without sources in scope (e.g. ``kinds=["fact"]``) rank freely.
+        """
         cfg = self.config
         pool = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
+        anchors = {i: a for i, _ in pool if idx.docs[i].sources and (a := self._anchors(idx, i, keep_meta))}
+        picked: set[str] = set()
         kept: list[_Doc] = []
         seen_norm: set[str] = set()
         per_session: dict[tuple[Any, ...], int] = {}
@@ -658,12 +744,22 @@ class Retriever:
         while pool and len(out) < k:
             # The head of the list is spread harder over sessions than the rest.
             div = cfg.head_diversity if len(out) < cfg.head_size else cfg.session_diversity
+            eligible = [n for n in range(len(pool)) if pool[n][0] not in anchors or picked.issuperset(
+                anchors[pool[n][0]])]  # fmt: skip
+            if not eligible:
+                break
             if div < 1.0:
-                # Greedy pick (O(k x candidates)): the best score after the session discount.
-                at = max(range(len(pool)), key=lambda n: pool[n][1] * div ** per_session.get(
-                    idx.docs[pool[n][0]].session, 0))  # fmt: skip
+                # Greedy pick (O(k x candidates)): the best score after the session discount;
+                # an anchored derived item adds no turn, so it is not discounted.
+                def value(n: int, div: float = div) -> float:
+                    j = pool[n][0]
+                    if j in anchors:
+                        return pool[n][1]
+                    return pool[n][1] * div ** per_session.get(idx.docs[j].session, 0)
+
+                at = max(eligible, key=value)
             else:
-                at = 0
+                at = eligible[0]
             i, s = pool.pop(at)
             d = idx.docs[i]
             if d.norm in seen_norm:
@@ -676,11 +772,13 @@ class Retriever:
                 continue
             seen_norm.add(d.norm)
             kept.append(d)
-            per_session[d.session] = per_session.get(d.session, 0) + 1
-            # Reported scores follow the returned order: an item picked ahead of a better-scored
-            # one (to spread the head over sessions) reports its discounted score, capped by
-            # the score of the item above it.
-            s *= div ** (per_session[d.session] - 1) if div < 1.0 else 1.0
+            picked.add(i)
+            if i not in anchors:
+                per_session[d.session] = per_session.get(d.session, 0) + 1
+                # Reported scores follow the returned order: an item picked ahead of a
+                # better-scored one (to spread the head over sessions) reports its discounted
+                # score, capped by the score of the item above it.
+                s *= div ** (per_session[d.session] - 1) if div < 1.0 else 1.0
             if out and out[-1].score is not None:
                 s = min(s, out[-1].score)
             out.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))

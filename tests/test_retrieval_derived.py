@@ -1,0 +1,133 @@
+"""Facts and episodes in the ranking: they lift their source turns and never displace them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from mem_adapters.engine import MemoryEngine
+from mem_adapters.enrichment import Enricher
+from mem_adapters.retrieval import RetrievalConfig, Retriever, TenantIndex, expand_to_turns
+
+
+def _turn(session: str, seq: int, role: str = "Ana") -> dict:
+    return {"kind": "turn", "session_id": session, "seq": seq, "role": role, "indexed": True}
+
+
+def _fact(*sources: str) -> dict:
+    return {"kind": "fact", "session_id": "s1", "source_ids": json.dumps(list(sources)), "indexed": True}
+
+
+def _index() -> TenantIndex:
+    idx = TenantIndex(None)
+    # Four sessions of one turn each, so no turn is another's neighbour.
+    idx.upsert("a", "We painted the old boat blue.", _turn("s1", 1))
+    idx.upsert("b", "The harbour was busy on Sunday.", _turn("s2", 1))
+    idx.upsert("c", "Lunch was grilled sardines.", _turn("s3", 1))
+    idx.upsert("d", "Rain all week in Porto.", _turn("s4", 1))
+    idx.upsert("f", "Ana painted her boat blue.", _fact("a"))
+    return idx
+
+
+def _retriever(**kw) -> Retriever:
+    return Retriever(engine=None, config=dataclasses.replace(RetrievalConfig(), **kw))  # type: ignore[arg-type]
+
+
+def _keep_all(meta: dict) -> bool:
+    return True
+
+
+def _score(r: Retriever, idx: TenantIndex, ranking: list[str]) -> dict[str, float]:
+    hits = [(i, 0.0) for i in ranking]
+    return r._score(idx, "boat colour", hits, hits, set(), _keep_all, None)
+
+
+def test_a_fact_hit_lifts_its_source_turn_above_a_better_ranked_turn():
+    idx = _index()
+    ranking = ["f", "b", "a", "c"]  # the fact first, its source turn behind turn b
+    lifted = _score(_retriever(), idx, ranking)
+    assert lifted["a"] > lifted["b"]
+    plain = _score(_retriever(derived_share=0.0), idx, ranking)
+    assert plain["a"] < plain["b"]
+
+
+def test_a_fact_does_not_push_turns_down_the_fusion():
+    idx = _index()
+    r = _retriever(derived_share=0.0)
+    with_fact = _score(r, idx, ["f", "b", "a", "c"])
+    without = _score(r, idx, ["b", "a", "c"])
+    assert {i: with_fact[i] for i in "abc"} == pytest.approx(without)
+
+
+def test_source_turns_outside_the_filter_get_nothing():
+    idx = _index()
+    r = _retriever()
+    hits = [(i, 0.0) for i in ["f", "b", "a"]]
+    only_b = r._score(
+        idx, "q", hits, hits, set(), lambda m: m.get("kind") != "turn" or m.get("session_id") != "s1", None
+    )
+    plain = _retriever(derived_share=0.0)._score(idx, "q", hits, hits, set(), _keep_all, None)
+    assert only_b["a"] == pytest.approx(plain["a"])
+
+
+def test_an_anchored_fact_waits_for_its_sources_and_leaves_the_turn_order_alone():
+    idx = _index()
+    r = _retriever(head_diversity=1.0, session_diversity=1.0)
+    scores = {"f": 1.0, "b": 0.9, "c": 0.8, "a": 0.7, "d": 0.6}
+    got = [i.id for i in r._select(idx, scores, 5, _keep_all)]
+    assert got == ["b", "c", "a", "f", "d"]  # the fact right after its source turn
+    assert expand_to_turns(r._select(idx, scores, 5, _keep_all)) == ["b", "c", "a", "d"]
+
+
+def test_a_fact_whose_sources_are_out_of_scope_ranks_freely():
+    idx = _index()
+    r = _retriever(head_diversity=1.0, session_diversity=1.0)
+    scores = {"f": 1.0, "b": 0.9}
+    facts_only = [i.id for i in r._select(idx, scores, 5, lambda m: m.get("kind") == "fact")]
+    assert facts_only[0] == "f"
+
+
+def test_reported_scores_stay_non_increasing_with_anchored_facts():
+    idx = _index()
+    r = _retriever()
+    scores = {"f": 1.0, "b": 0.9, "c": 0.8, "a": 0.7, "d": 0.6}
+    got = [i.score for i in r._select(idx, scores, 5, _keep_all)]
+    assert got == sorted(got, reverse=True)
+
+
+@pytest.fixture
+def eng(tmp_path, embedder):
+    e = MemoryEngine(tmp_path / "enr", embedder=embedder, enricher=Enricher(backoff=0.01))
+    yield e
+    e.close()
+
+
+def test_enriched_search_keeps_facts_behind_their_turns_and_in_the_context(eng):
+    turns = [
+        {"role": "Ana", "text": "I moved to Berlin last year.", "timestamp": "2024-03-01T10:00:00Z"},
+        {"role": "Ben", "text": "Nice, I still live in Lisbon.", "timestamp": "2024-03-01T10:01:00Z"},
+        {
+            "role": "Ana",
+            "text": "I work as a nurse at the city hospital.",
+            "timestamp": "2024-03-01T10:02:00Z",
+        },
+    ]
+    r = eng.remember(turns, session_id="s1", user_id="u1")
+    eng.wait(r.passive_job_id, timeout=60)
+    facts = eng.list(kinds=["fact"], user_id="u1").results
+    assert facts, "the default enricher should derive facts from these turns"
+    flat = eng.search("where does Ana live", user_id="u1", k=10).results
+    seen: set[str] = set()
+    for item in flat:
+        if item.kind == "turn":
+            seen.add(item.id)
+        elif item.kind == "fact":
+            assert set(item.source_ids) <= seen, "a fact must come after its source turns"
+    ctx = eng.search("where does Ana live", user_id="u1", k=10, mode="context", char_budget=2000)
+    assert ctx.facts and all(f.kind == "fact" for f in ctx.facts)
+    assert all(f.text in ctx.context for f in ctx.facts)
+    # Facts alone are still searchable on their own terms.
+    only = eng.search("where does Ana live", user_id="u1", kinds=["fact"], k=3).results
+    assert only and all(i.kind == "fact" for i in only)
