@@ -47,7 +47,11 @@ def test_main_job_records_and_recalls_in_the_default_store(tmp_path):
     first = _run([str(cli), "demo"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "stored 6 new turns (0 already known)" in first.stdout
-    assert "allergic to shellfish" in first.stdout.split("Q: What food should I avoid?")[1]
+    answers = first.stdout.split("\nQ: ")[1:]
+    # Each question's best hit (the first context line) is the turn that answers it.
+    expected = ["allergic to shellfish", "I work as a nurse", "hiking along the coast near Sintra"]
+    for answer, want in zip(answers, expected, strict=True):
+        assert want in answer.splitlines()[1], answer
     assert (tmp_path / ".mem_adapters").is_dir()  # the embedded default, in the working directory
     again = _run([str(cli), "demo"], tmp_path)
     assert "stored 0 new turns (6 already known)" in again.stdout  # re-sending is a no-op

@@ -25,8 +25,8 @@ DEMO_TURNS = [
 ]
 DEMO_QUESTIONS = [
     "What food should I avoid?",
-    "What is Dana's job?",
-    "Where does Dana like to hike?",
+    "What do I do for work?",
+    "Where do I like to go hiking?",
 ]
 
 
