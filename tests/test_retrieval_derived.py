@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 
 import pytest
 
@@ -41,7 +42,7 @@ def _keep_all(meta: dict) -> bool:
 
 def _score(r: Retriever, idx: TenantIndex, ranking: list[str]) -> dict[str, float]:
     hits = [(i, 0.0) for i in ranking]
-    return r._score(idx, "boat colour", hits, hits, set(), _keep_all, None)
+    return r._score(idx, "boat colour", hits, hits, set(), _keep_all, None, {})
 
 
 def test_a_fact_hit_lifts_its_source_turn_above_a_better_ranked_turn():
@@ -66,9 +67,16 @@ def test_source_turns_outside_the_filter_get_nothing():
     r = _retriever()
     hits = [(i, 0.0) for i in ["f", "b", "a"]]
     only_b = r._score(
-        idx, "q", hits, hits, set(), lambda m: m.get("kind") != "turn" or m.get("session_id") != "s1", None
+        idx,
+        "q",
+        hits,
+        hits,
+        set(),
+        lambda m: m.get("kind") != "turn" or m.get("session_id") != "s1",
+        None,
+        {},
     )
-    plain = _retriever(derived_share=0.0)._score(idx, "q", hits, hits, set(), _keep_all, None)
+    plain = _retriever(derived_share=0.0)._score(idx, "q", hits, hits, set(), _keep_all, None, {})
     assert only_b["a"] == pytest.approx(plain["a"])
 
 
@@ -76,16 +84,16 @@ def test_an_anchored_fact_waits_for_its_sources_and_leaves_the_turn_order_alone(
     idx = _index()
     r = _retriever(head_diversity=1.0, session_diversity=1.0)
     scores = {"f": 1.0, "b": 0.9, "c": 0.8, "a": 0.7, "d": 0.6}
-    got = [i.id for i in r._select(idx, scores, 5, _keep_all)]
+    got = [i.id for i in r._select(idx, scores, 5, _keep_all, {})]
     assert got == ["b", "c", "a", "f", "d"]  # the fact right after its source turn
-    assert expand_to_turns(r._select(idx, scores, 5, _keep_all)) == ["b", "c", "a", "d"]
+    assert expand_to_turns(r._select(idx, scores, 5, _keep_all, {})) == ["b", "c", "a", "d"]
 
 
 def test_a_fact_whose_sources_are_out_of_scope_ranks_freely():
     idx = _index()
     r = _retriever(head_diversity=1.0, session_diversity=1.0)
     scores = {"f": 1.0, "b": 0.9}
-    facts_only = [i.id for i in r._select(idx, scores, 5, lambda m: m.get("kind") == "fact")]
+    facts_only = [i.id for i in r._select(idx, scores, 5, lambda m: m.get("kind") == "fact", {})]
     assert facts_only[0] == "f"
 
 
@@ -93,8 +101,42 @@ def test_reported_scores_stay_non_increasing_with_anchored_facts():
     idx = _index()
     r = _retriever()
     scores = {"f": 1.0, "b": 0.9, "c": 0.8, "a": 0.7, "d": 0.6}
-    got = [i.score for i in r._select(idx, scores, 5, _keep_all)]
+    got = [i.score for i in r._select(idx, scores, 5, _keep_all, {})]
     assert got == sorted(got, reverse=True)
+
+
+def _reference_select(idx: TenantIndex, scores: dict[str, float], k: int, cfg: RetrievalConfig) -> list[str]:
+    """The greedy pick written plainly (max over the whole pool each time), for comparison."""
+    pool = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
+    per_session: dict = {}
+    out: list[str] = []
+    while pool and len(out) < k:
+        div = cfg.head_diversity if len(out) < cfg.head_size else cfg.session_diversity
+        at = max(
+            range(len(pool)),
+            key=lambda n: pool[n][1] * div ** per_session.get(idx.docs[pool[n][0]].session, 0),
+        )
+        i, _ = pool.pop(at)
+        per_session[idx.docs[i].session] = per_session.get(idx.docs[i].session, 0) + 1
+        out.append(i)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_early_stopping_greedy_pick_matches_the_plain_greedy_pick(seed):
+    rng = random.Random(seed)
+    idx = TenantIndex(None)
+    words = ["boat", "harbour", "sardine", "rain", "porto", "blue", "paint", "sunday", "lunch", "week"]
+    scores = {}
+    for n in range(40):
+        doc_id = f"t{n}"
+        # distinct token sets keep near-duplicate removal out of the comparison
+        idx.upsert(doc_id, f"{doc_id} " + " ".join(rng.sample(words, 3)), _turn(f"s{rng.randrange(6)}", n))
+        scores[doc_id] = round(rng.random(), 3)
+    cfg = dataclasses.replace(RetrievalConfig(), dedup_jaccard=1.1)
+    r = Retriever(engine=None, config=cfg)  # type: ignore[arg-type]
+    got = [i.id for i in r._select(idx, scores, 15, _keep_all, {})]
+    assert got == _reference_select(idx, scores, 15, cfg)
 
 
 @pytest.fixture

@@ -522,10 +522,11 @@ class Retriever:
         t4 = time.perf_counter()
         timings["dense_ms"] = (t4 - t3) * 1000
 
-        scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of)
+        memo: dict[str, list[str]] = {}  # derived id -> its source turns in scope, for this search
+        scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of, memo)
         if scores and (cfg.session_lexical_weight or cfg.session_dense_weight or cfg.session_turn_weight):
             self._session_prior(idx, scores, q_tokens, weights, vector, keep_meta)
-        items = self._select(idx, scores, k, keep_meta)
+        items = self._select(idx, scores, k, keep_meta, memo)
         timings["rank_ms"] = (time.perf_counter() - t4) * 1000
         result = SearchResult(query=query, mode=mode, results=items, stage_timings=timings)
         if mode == "context":
@@ -563,6 +564,7 @@ class Retriever:
         speakers: set[str],
         keep_meta: Any,
         as_of: float | None,
+        anchors: dict[str, list[str]],
     ) -> dict[str, float]:
         cfg = self.config
         docs = idx.docs
@@ -599,7 +601,7 @@ class Retriever:
         # Derived items are evidence for the turns they were drawn from: lift those turns.
         if cfg.derived_share:
             for i, s in list(scores.items()):  # a snapshot: lifted turns do not lift further
-                in_scope = self._anchors(idx, i, keep_meta)
+                in_scope = self._anchors(idx, i, keep_meta, anchors)
                 for j in in_scope:
                     scores[j] = scores.get(j, 0.0) + cfg.derived_share * s / len(in_scope)
 
@@ -717,15 +719,22 @@ class Retriever:
         return merged + queue
 
     @staticmethod
-    def _anchors(idx: TenantIndex, doc_id: str, keep_meta: Any) -> list[str]:
-        """The source turns of a derived item that exist and pass the search's filter."""
+    def _anchors(idx: TenantIndex, doc_id: str, keep_meta: Any, memo: dict[str, list[str]]) -> list[str]:
+        """The source turns of a derived item that exist and pass the search's filter (memoised)."""
         d = idx.docs[doc_id]
         if not d.sources:
             return []
-        docs = idx.docs
-        return [j for j in d.sources if j in docs and j != doc_id and keep_meta(docs[j].meta)]
+        got = memo.get(doc_id)
+        if got is None:
+            docs = idx.docs
+            got = memo[doc_id] = [
+                j for j in d.sources if j in docs and j != doc_id and keep_meta(docs[j].meta)
+            ]
+        return got
 
-    def _select(self, idx: TenantIndex, scores: dict[str, float], k: int, keep_meta: Any) -> list[MemoryItem]:
+    def _select(
+        self, idx: TenantIndex, scores: dict[str, float], k: int, keep_meta: Any, memo: dict[str, list[str]]
+    ) -> list[MemoryItem]:
         """Top ``k`` items, near-duplicates dropped, optionally spread over sessions.
 
         A fact or episode whose source turns are in scope is picked only once all of them
@@ -735,7 +744,7 @@ class Retriever:
         """
         cfg = self.config
         pool = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
-        anchors = {i: a for i, _ in pool if idx.docs[i].sources and (a := self._anchors(idx, i, keep_meta))}
+        anchors = {i: a for i, _ in pool if (a := self._anchors(idx, i, keep_meta, memo))}
         picked: set[str] = set()
         kept: list[_Doc] = []
         seen_norm: set[str] = set()
@@ -744,22 +753,25 @@ class Retriever:
         while pool and len(out) < k:
             # The head of the list is spread harder over sessions than the rest.
             div = cfg.head_diversity if len(out) < cfg.head_size else cfg.session_diversity
-            eligible = [n for n in range(len(pool)) if pool[n][0] not in anchors or picked.issuperset(
-                anchors[pool[n][0]])]  # fmt: skip
-            if not eligible:
+            # Greedy pick: the best score after the session discount (an anchored derived item
+            # adds no turn, so it is not discounted). The pool is sorted and a discount never
+            # raises a score, so the scan stops at the first raw score below the best value.
+            at, best = -1, -1.0
+            for n, (j, raw) in enumerate(pool):
+                if raw <= best:
+                    break
+                a = anchors.get(j)
+                if a is not None and not picked.issuperset(a):
+                    continue  # waits for its source turns
+                v = (
+                    raw
+                    if a is not None or div >= 1.0
+                    else raw * div ** per_session.get(idx.docs[j].session, 0)
+                )
+                if v > best:
+                    at, best = n, v
+            if at < 0:
                 break
-            if div < 1.0:
-                # Greedy pick (O(k x candidates)): the best score after the session discount;
-                # an anchored derived item adds no turn, so it is not discounted.
-                def value(n: int, div: float = div) -> float:
-                    j = pool[n][0]
-                    if j in anchors:
-                        return pool[n][1]
-                    return pool[n][1] * div ** per_session.get(idx.docs[j].session, 0)
-
-                at = max(eligible, key=value)
-            else:
-                at = eligible[0]
             i, s = pool.pop(at)
             d = idx.docs[i]
             if d.norm in seen_norm:
