@@ -364,10 +364,10 @@ def test_update_text_reembeds_and_records_history(tmp_path, embedder):
         assert all(isinstance(h, HistoryEntry) for h in hist)
         assert [h.text for h in hist] == ["I live in Berlin", "I moved to a farm with goats and chickens"]
         assert [h.version for h in hist] == [1, 2]
-        # Re-embedded: Chroma holds the new text's vector (a turn is embedded with its speaker).
+        # Re-embedded: Chroma holds the new text's vector (the exact text, no speaker).
         (col,) = [c for c in client.list_collections() if c.name.endswith("-mem")]
         stored = client.get_collection(col.name).get(ids=[tid], include=["embeddings"])["embeddings"][0]
-        want = embedder.embed_query("user: I moved to a farm with goats and chickens")
+        want = embedder.embed_query("I moved to a farm with goats and chickens")
         assert float(np.dot(stored, want)) > 0.9999
         hits = engine.search("farm animals: goats and chickens", session_id="s", k=1)
         assert hits.results[0].id == tid

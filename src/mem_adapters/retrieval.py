@@ -2,13 +2,15 @@
 
 Pipeline of :meth:`Retriever.search` (no LLM anywhere):
 
-1. **Candidates.** Dense: Chroma nearest neighbours under the engine's ``where`` clause.
+1. **Candidates.** Dense: Chroma nearest neighbours under the engine's ``where`` clause,
+   for the query without the speaker names it mentions (names are in every turn).
    Lexical: BM25 over a per-tenant in-memory index, filtered by evaluating the *same*
    ``where`` clause in Python (:mod:`mem_adapters.where`).
 2. **Fusion.** Weighted reciprocal-rank fusion of the two lists.
 3. **Conversation-aware re-scoring.** Turns by a speaker the query names are favoured;
    for "when..." questions, turns that mention a time; for "last week"-style queries, items
-   inside that window (relative to the latest item in scope); each turn passes part of its
+   inside that window (relative to the latest item in scope), and for a calendar date ("on
+   3 June, 2023", "in July 2023") items dated inside it; each turn passes part of its
    score to its neighbours in the same session (the answer is often the turn next to the
    matching one); items of the best-matching sessions are lifted, sessions being ranked by
    BM25 over each session's turns taken as one document.
@@ -39,7 +41,7 @@ import numpy as np
 from . import records as rec
 from .lexical import BM25Index, tokenize
 from .models import MemoryItem, SearchResult
-from .temporal import is_temporal_question, mentions_time, relative_window
+from .temporal import absolute_window, is_temporal_question, mentions_time, relative_window
 from .where import compile_where
 
 if TYPE_CHECKING:
@@ -98,6 +100,12 @@ class RetrievalConfig:
         speaker_term_weight: BM25 weight of speaker-name terms (names are everywhere).
         time_boost: Relative lift of time-mentioning items for "when" questions.
         window_boost: Relative lift of items inside a "last week"-style window.
+        date_boost: Relative lift of items inside the window of a calendar date the query
+            names ("on 3 June, 2023", "in July 2023"; see ``temporal.absolute_window``).
+        dense_without_speakers: Embed the query without the speaker names it mentions.
+            Names are in nearly every turn (as its speaker label or as the person addressed),
+            so in the dense similarity they swamp what the question is about; the speaker
+            boost and BM25 (at ``speaker_term_weight``) take care of who said it.
         neighbour_share: Share of a turn's score given to each adjacent turn of its session.
         neighbour_sources: How many top items pass score to their neighbours.
         session_boost: Relative lift of items of the best-matching sessions.
@@ -129,12 +137,14 @@ class RetrievalConfig:
     exact_dense_max: int = 20000
     lexical_candidates: int = 60
     rrf_k: float = 20.0
-    dense_weight: float = 0.5
+    dense_weight: float = 1.0
     lexical_weight: float = 1.0
     speaker_boost: float = 1.0
     speaker_term_weight: float = 0.3
     time_boost: float = 0.3
     window_boost: float = 0.3
+    date_boost: float = 1.0
+    dense_without_speakers: bool = True
     neighbour_share: float = 0.5
     neighbour_sources: int = 30
     session_boost: float = 0.5
@@ -164,6 +174,28 @@ class _Doc:
     norm: str
     timely: bool
     sources: tuple[str, ...] = ()
+
+
+_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself)\b", re.IGNORECASE)
+_USER_ROLES = frozenset({"user", "human"})  # first words of roles, lower-cased (TenantIndex.roles)
+
+
+def _without_speakers(query: str, speakers: set[str]) -> str:
+    """``query`` without the speaker names in ``speakers`` (and their possessive 's).
+
+    Falls back to the query itself when nothing else would be left.
+
+    Example:
+        >>> _without_speakers("What did Melanie paint?", {"melanie"})
+        'What did paint?'
+    """
+    if not speakers:
+        return query
+    names = "|".join(sorted(map(re.escape, speakers)))
+    stripped = re.sub(rf"\b(?:{names})(?:['\u2019]s)?\b", " ", query, flags=re.IGNORECASE)
+    stripped = re.sub(r"\s+", " ", stripped).strip()
+    stripped = re.sub(r"\s+([?.!,])", r"\1", stripped)
+    return stripped if re.search(r"\w", stripped) else query
 
 
 def _normalise(text: str) -> str:
@@ -474,7 +506,12 @@ class Retriever:
         t0 = time.perf_counter()
         live = self.engine.live(where)
         keep_meta = compile_where(live)
-        embed_task = asyncio.ensure_future(self.engine.embed_query(query))
+        raw_words = set(re.findall(r"[a-z]+", query.lower()))
+        # The dense query leaves out the speaker names it mentions (see RetrievalConfig); the
+        # speakers are known from the cached index, checked again once it is fresh.
+        known = self._indexes.get(tenant_id)
+        guess = {r for r in known.roles if r in raw_words} if known and cfg.dense_without_speakers else set()
+        embed_task = asyncio.ensure_future(self.engine.embed_query(_without_speakers(query, guess)))
         try:
             idx = await self.index(tenant_id)
         except BaseException:
@@ -485,8 +522,9 @@ class Retriever:
 
         # Lexical candidates (runs while the query is being embedded).
         docs = idx.docs
-        raw_words = set(re.findall(r"[a-z]+", query.lower()))
         speakers = {r for r in idx.roles if r in raw_words}
+        if not cfg.dense_without_speakers:
+            guess = speakers
         q_tokens = tokenize(query)
         speaker_tokens = {t for t in q_tokens if t in {tokenize(s)[0] for s in speakers if tokenize(s)}}
         weights = dict.fromkeys(speaker_tokens, cfg.speaker_term_weight) if speaker_tokens else None
@@ -499,6 +537,9 @@ class Retriever:
         timings["lexical_ms"] = (t2 - t1) * 1000
 
         vector = await embed_task
+        if guess != speakers and cfg.dense_without_speakers:
+            # The index was (re)built meanwhile and knows other speakers: embed again.
+            vector = await self.engine.embed_query(_without_speakers(query, speakers))
         t3 = time.perf_counter()
         timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
         mem = await self.engine._mem(tenant_id)
@@ -523,6 +564,10 @@ class Retriever:
         timings["dense_ms"] = (t4 - t3) * 1000
 
         memo: dict[str, list[str]] = {}  # derived id -> its source turns in scope, for this search
+        # "What should I avoid?" asked of an assistant's memory is about its user: first-person
+        # questions lift the user's turns as a named speaker's are lifted.
+        if _FIRST_PERSON.search(query):
+            speakers = speakers | (_USER_ROLES & idx.roles.keys())
         scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of, memo)
         if scores and (cfg.session_lexical_weight or cfg.session_dense_weight or cfg.session_turn_weight):
             self._session_prior(idx, scores, q_tokens, weights, vector, keep_meta)
@@ -621,6 +666,7 @@ class Retriever:
 
         temporal = is_temporal_question(query)
         window = relative_window(query, idx.latest_ts) if idx.latest_ts else None
+        dated = absolute_window(query, idx.latest_ts or None) if cfg.date_boost else None
         for i in scores:
             d = docs[i]
             lift = 1.0
@@ -632,6 +678,10 @@ class Retriever:
                 ts = d.meta.get("ts")
                 if isinstance(ts, int | float) and window[0] <= ts <= window[1]:
                     lift += cfg.window_boost
+            if dated is not None:
+                ts = d.meta.get("ts")
+                if isinstance(ts, int | float) and dated[0] <= ts < dated[1]:
+                    lift += cfg.date_boost
             scores[i] *= lift
 
         return scores

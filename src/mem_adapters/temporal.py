@@ -108,3 +108,70 @@ def relative_window(query: str, reference: float) -> tuple[float, float] | None:
         if re.search(rf"\b{phrase}\b", text):
             return reference - back, reference - until + DAY
     return None
+
+
+_MONTH_NUMBER = {name: n for n, names in enumerate(
+    (("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
+     ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
+     ("october", "oct"), ("november", "nov"), ("december", "dec")), start=1) for name in names}  # fmt: skip
+_M = rf"(?P<m>{_MONTHS})\.?"
+_D = r"(?P<d>[0-3]?\d)(?:st|nd|rd|th)?"
+_Y = r"(?P<y>(?:19|20)\d\d)"
+_ABSOLUTE = (
+    # "16 June, 2023", "16th of June 2023", "16 June"
+    re.compile(rf"\b{_D}(?: of)? {_M}(?:,? {_Y})?\b", re.IGNORECASE),
+    # "June 16, 2023", "June 16th", "June 16"
+    re.compile(rf"\b{_M} {_D}\b(?:,? {_Y}\b)?", re.IGNORECASE),
+    # "June 2023", "June, 2023"
+    re.compile(rf"\b{_M},? {_Y}\b", re.IGNORECASE),
+)
+
+
+def absolute_window(query: str, reference: float | None = None) -> tuple[float, float] | None:
+    """The ``(start, end)`` epoch window an explicit calendar date in ``query`` names.
+
+    A day ("on 16 June, 2023", "June 16th") gives that day, widened by a day before and two
+    after (things are talked about shortly after they happen, and the question's date may be
+    in another time zone); a month ("in July 2023") gives the month and the first week of the
+    next one. A date without a year takes the latest such date not after ``reference``.
+
+    Args:
+        query: The query text.
+        reference: "Now" for the query (epoch seconds), used only when the year is missing.
+
+    Returns:
+        The window, or ``None`` when the query names no date.
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> start, end = absolute_window("What did Ana say on 3 June, 2023?")
+        >>> datetime.fromtimestamp(start, timezone.utc).date().isoformat()
+        '2023-06-02'
+    """
+    from datetime import datetime, timedelta, timezone
+
+    for n, pattern in enumerate(_ABSOLUTE):
+        m = pattern.search(query)
+        if m is None:
+            continue
+        month = _MONTH_NUMBER[m.group("m").lower()]
+        groups = m.groupdict()
+        year = int(groups["y"]) if groups.get("y") else None
+        day = int(groups["d"]) if groups.get("d") else None
+        if day is not None and not 1 <= day <= 31:
+            continue
+        if year is None:
+            if reference is None:
+                continue
+            ref = datetime.fromtimestamp(reference, timezone.utc)
+            year = ref.year if (month, day or 1) <= (ref.month, ref.day) else ref.year - 1
+        try:
+            if n < 2 and day is not None:
+                start = datetime(year, month, day, tzinfo=timezone.utc)
+                return (start - timedelta(days=1)).timestamp(), (start + timedelta(days=3)).timestamp()
+            start = datetime(year, month, 1, tzinfo=timezone.utc)
+        except ValueError:  # "31 June": not a date
+            continue
+        end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc) + timedelta(days=7)
+        return start.timestamp(), end.timestamp()
+    return None
