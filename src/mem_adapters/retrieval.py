@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -178,6 +179,11 @@ class _Doc:
 
 _FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself)\b", re.IGNORECASE)
 _USER_ROLES = frozenset({"user", "human"})  # first words of roles, lower-cased (TenantIndex.roles)
+
+
+def _named(roles: Iterable[str], words: set[str]) -> set[str]:
+    """The speakers (first words of roles, lower-cased) that are among a query's ``words``."""
+    return {r for r in roles if r in words}
 
 
 def _without_speakers(query: str, speakers: set[str]) -> str:
@@ -510,7 +516,7 @@ class Retriever:
         # The dense query leaves out the speaker names it mentions (see RetrievalConfig); the
         # speakers are known from the cached index, checked again once it is fresh.
         known = self._indexes.get(tenant_id)
-        guess = {r for r in known.roles if r in raw_words} if known and cfg.dense_without_speakers else set()
+        guess = _named(known.roles, raw_words) if known and cfg.dense_without_speakers else set()
         embed_task = asyncio.ensure_future(self.engine.embed_query(_without_speakers(query, guess)))
         try:
             idx = await self.index(tenant_id)
@@ -522,9 +528,7 @@ class Retriever:
 
         # Lexical candidates (runs while the query is being embedded).
         docs = idx.docs
-        speakers = {r for r in idx.roles if r in raw_words}
-        if not cfg.dense_without_speakers:
-            guess = speakers
+        speakers = _named(idx.roles, raw_words)
         q_tokens = tokenize(query)
         speaker_tokens = {t for t in q_tokens if t in {tokenize(s)[0] for s in speakers if tokenize(s)}}
         weights = dict.fromkeys(speaker_tokens, cfg.speaker_term_weight) if speaker_tokens else None
@@ -674,13 +678,11 @@ class Retriever:
                 lift += cfg.speaker_boost
             if temporal and d.timely:
                 lift += cfg.time_boost
-            if window is not None:
-                ts = d.meta.get("ts")
-                if isinstance(ts, int | float) and window[0] <= ts <= window[1]:
+            ts = d.meta.get("ts")
+            if isinstance(ts, int | float):
+                if window is not None and window[0] <= ts <= window[1]:
                     lift += cfg.window_boost
-            if dated is not None:
-                ts = d.meta.get("ts")
-                if isinstance(ts, int | float) and dated[0] <= ts < dated[1]:
+                if dated is not None and dated[0] <= ts < dated[1]:
                     lift += cfg.date_boost
             scores[i] *= lift
 

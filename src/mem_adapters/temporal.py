@@ -10,13 +10,16 @@ the conversation, not the wall clock.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 DAY = 86400.0
 
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december|"
-    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
-)
+# Each month's full name, then its abbreviations; the one list behind every month pattern.
+_MONTH_NAMES = (("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
+                ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
+                ("october", "oct"), ("november", "nov"), ("december", "dec"))  # fmt: skip
+_MONTHS = "|".join([names[0] for names in _MONTH_NAMES] + [a for names in _MONTH_NAMES for a in names[1:]])
+_MONTH_NUMBER = {name: n for n, names in enumerate(_MONTH_NAMES, start=1) for name in names}
 _WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|wed|thu|fri|sat|sun"
 _UNITS = "day|days|week|weeks|weekend|weekends|month|months|year|years|night|morning|evening"
 
@@ -110,10 +113,6 @@ def relative_window(query: str, reference: float) -> tuple[float, float] | None:
     return None
 
 
-_MONTH_NUMBER = {name: n for n, names in enumerate(
-    (("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
-     ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
-     ("october", "oct"), ("november", "nov"), ("december", "dec")), start=1) for name in names}  # fmt: skip
 _M = rf"(?P<m>{_MONTHS})\.?"
 _D = r"(?P<d>[0-3]?\d)(?:st|nd|rd|th)?"
 _Y = r"(?P<y>(?:19|20)\d\d)"
@@ -148,8 +147,6 @@ def absolute_window(query: str, reference: float | None = None) -> tuple[float, 
         >>> datetime.fromtimestamp(start, timezone.utc).date().isoformat()
         '2023-06-02'
     """
-    from datetime import datetime, timedelta, timezone
-
     for n, pattern in enumerate(_ABSOLUTE):
         m = pattern.search(query)
         if m is None:
