@@ -13,12 +13,15 @@ from .async_engine import AsyncMemoryEngine
 from .embeddings import Embedder, OnnxMiniLMEmbedder, as_embedder
 from .engine import MemoryEngine
 from .errors import (
+    ClosedError,
     EmbedderMismatchError,
+    InvalidNamespaceError,
     JobError,
     MemAdaptersError,
     ModelNotFoundError,
     NotFoundError,
     StoreError,
+    TransportError,
     ValidationError,
 )
 from .models import (
@@ -31,6 +34,7 @@ from .models import (
     Page,
     RecordResult,
     Scope,
+    ScoreParts,
     SearchResult,
     Turn,
     Usage,
@@ -42,10 +46,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AddResult",
     "AsyncMemoryEngine",
+    "ClosedError",
     "Embedder",
     "EmbedderMismatchError",
     "EraseReceipt",
     "HistoryEntry",
+    "InvalidNamespaceError",
     "JobError",
     "JobStatus",
     "MemAdaptersError",
@@ -58,8 +64,10 @@ __all__ = [
     "Page",
     "RecordResult",
     "Scope",
+    "ScoreParts",
     "SearchResult",
     "StoreError",
+    "TransportError",
     "Turn",
     "Usage",
     "ValidationError",

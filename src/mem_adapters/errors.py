@@ -45,3 +45,18 @@ class StoreError(MemAdaptersError):
 
 class JobError(MemAdaptersError):
     """A background enrichment job failed or is unknown."""
+
+
+class ClosedError(MemAdaptersError, RuntimeError):
+    """The engine (or an adapter over it) was used after ``close()``/``aclose()``."""
+
+
+class InvalidNamespaceError(ValidationError):
+    """A LangGraph namespace is not a tuple of non-empty strings (e.g. a bare ``str``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("namespace", message)
+
+
+class TransportError(StoreError):
+    """A Chroma server (or the memory service) could not be reached or answered badly."""

@@ -166,6 +166,25 @@ class AddResult(BaseModel):
     inferred_chunks: int = 0
 
 
+class ScoreParts(BaseModel):
+    """Why a search hit ranked where it did; the same parts the REST API and the inspector show.
+
+    Attributes:
+        fused: The final ranking value (equals :attr:`MemoryItem.score`): weighted reciprocal-rank
+            fusion of the dense and lexical lists, then the boosts below. It orders hits; it is
+            not a similarity and is not comparable across queries.
+        cosine: Cosine similarity of the query and the hit's embedding (``None`` if not computed).
+        lexical: BM25 score of the hit for the query (``0.0`` when no query term matched).
+        boosts: Named multiplicative lifts and additive shares applied after fusion
+            (``speaker``, ``time``, ``window``, ``date``, ``session``, ``neighbour``, ``derived``...).
+    """
+
+    fused: float
+    cosine: float | None = None
+    lexical: float = 0.0
+    boosts: dict[str, float] = Field(default_factory=dict)
+
+
 class MemoryItem(BaseModel):
     """A stored memory of any kind, as returned by reads and searches."""
 
@@ -194,7 +213,12 @@ class MemoryItem(BaseModel):
     attributes: dict[str, Any] = Field(
         default_factory=dict, description="Kind-specific fields (fact subject/predicate...)."
     )
-    score: float | None = None
+    score: float | None = Field(
+        default=None, description="Search hits only: the fused ranking value (see ScoreParts.fused)."
+    )
+    score_parts: ScoreParts | None = Field(
+        default=None, description="Search hits only: what the score is made of."
+    )
 
 
 class Page(BaseModel):
