@@ -91,12 +91,12 @@ async def test_index_follows_update_delete_and_expiry(aengine):
     await aengine.update(w.active_ids[1], text="My brother is a zookeeper in Faro.")
     hits = await aengine.search("zookeeper", k=1)
     assert hits.results[0].id == w.active_ids[1]
-    retr = aengine.retriever
-    idx = await retr.index("default")
-    assert "zookeeper" in idx.bm25._postings
-    assert "veterinarian" not in idx.bm25._postings
+    data = await aengine.data()
+    part = await data.partition("default", None)
+    assert "zookeeper" in part.postings
+    assert "veterinarian" not in part.postings
     await aengine.delete(w.active_ids[2])
-    assert w.active_ids[2] not in (await retr.index("default")).docs
+    assert w.active_ids[2] not in await data.partition("default", None)
     assert all(r.id != w.active_ids[2] for r in (await aengine.search("QX-7731B", k=5)).results)
     await aengine.add(raw_text="Temporary note: the wifi code is ZEBRA42", expiry_seconds=0.5)
     assert "ZEBRA42" in (await aengine.search("ZEBRA42", k=1)).results[0].text
@@ -104,24 +104,26 @@ async def test_index_follows_update_delete_and_expiry(aengine):
     assert all("ZEBRA42" not in r.text for r in (await aengine.search("ZEBRA42", k=5)).results)
 
 
-async def test_rebuild_after_another_writer(tmp_path, embedder):
+async def test_catch_up_after_another_writer(tmp_path, embedder):
     from mem_adapters import AsyncMemoryEngine
 
     a = AsyncMemoryEngine(tmp_path / "shared", embedder=embedder)
     b = AsyncMemoryEngine(tmp_path / "shared", embedder=embedder)  # no hooks reach a's index
     try:
         await _remember(a)
-        before = await a.retriever.index("default")
-        assert len(before.docs) == len(TURNS)
+        data = await a.data()
+        before = await data.partition("default", None)
+        assert len(before) == len(TURNS)
         w = await b.remember(
             [{"role": "Cy", "text": "Platypus facts are wild", "timestamp": "2024-05-01T00:00:00Z"}],
             session_id="s3",
         )
-        after = await a.retriever.index("default")
-        assert w.active_ids[0] in after.docs and after is not before
+        after = await data.partition("default", None)
+        # Caught up in place by revision, not rebuilt.
+        assert w.active_ids[0] in after and after is before
         assert (await a.search("platypus", k=1)).results[0].id == w.active_ids[0]
         await b.delete(w.active_ids[0])
-        assert w.active_ids[0] not in (await a.retriever.index("default")).docs
+        assert w.active_ids[0] not in await data.partition("default", None)
     finally:
         await a.aclose()
         await b.aclose()
@@ -129,7 +131,7 @@ async def test_rebuild_after_another_writer(tmp_path, embedder):
 
 async def test_index_rebuilds_when_missing(aengine):
     await _remember(aengine)
-    aengine.retriever._indexes.clear()
+    (await aengine.data()).drop_all()
     assert (await aengine.search("QX-7731B", k=1)).results[0].text.startswith("My serial")
 
 
@@ -216,7 +218,7 @@ async def test_server_mode_same_behaviour(chroma_server, embedder):
         await _remember(eng, tenant_id=tenant)
         res = await eng.search("QX-7731B", k=2, tenant_id=tenant, filters={"role": "Ana"})
         assert res.results[0].text.startswith("My serial") and all(r.role == "Ana" for r in res.results)
-        eng.retriever._indexes.clear()
+        (await eng.data()).drop_all()
         assert (await eng.search("marathon", k=1, tenant_id=tenant)).results[0].role == "Ben"
     finally:
         await eng.erase(tenant_id=tenant)
@@ -235,6 +237,11 @@ async def test_chroma_and_exact_dense_paths_agree_on_filters(aengine, exact_max)
     res = await aengine.search("animals and pets", k=10, user_id="u1", filters={"role": "Ana"})
     assert res.results and {(r.user_id, r.role) for r in res.results} == {("u1", "Ana")}
     assert res.results[0].text.startswith("I adopted a grey cat")
+    # Tenant-wide: exact_max=0 sends an unfiltered, over-fetched ANN query and filters here.
+    wide = await aengine.search("animals and pets", k=10, filters={"user_id": "u1", "role": "Ana"})
+    assert wide.results and {(r.user_id, r.role) for r in wide.results} == {("u1", "Ana")}
+    assert wide.results[0].text.startswith("I adopted a grey cat")
+    assert ((await aengine.data()).cached_partition("default", None) is None) == (exact_max == 0)
 
 
 def test_bm25_remove_equals_fresh_index():

@@ -8,9 +8,11 @@ import random
 
 import pytest
 
+from mem_adapters.data.partition import Partition
 from mem_adapters.engine import MemoryEngine
 from mem_adapters.enrichment import Enricher
-from mem_adapters.retrieval import RetrievalConfig, Retriever, TenantIndex, expand_to_turns
+from mem_adapters.models import MemoryItem
+from mem_adapters.retrieval import RetrievalConfig, Retriever, expand_to_turns
 
 
 def _turn(session: str, seq: int, role: str = "Ana") -> dict:
@@ -21,8 +23,8 @@ def _fact(*sources: str) -> dict:
     return {"kind": "fact", "session_id": "s1", "source_ids": json.dumps(list(sources)), "indexed": True}
 
 
-def _index() -> TenantIndex:
-    idx = TenantIndex(None)
+def _index() -> Partition:
+    idx = Partition(("t", None), 0)
     # Four sessions of one turn each, so no turn is another's neighbour.
     idx.upsert("a", "We painted the old boat blue.", _turn("s1", 1))
     idx.upsert("b", "The harbour was busy on Sunday.", _turn("s2", 1))
@@ -33,16 +35,35 @@ def _index() -> TenantIndex:
 
 
 def _retriever(**kw) -> Retriever:
-    return Retriever(engine=None, config=dataclasses.replace(RetrievalConfig(), **kw))  # type: ignore[arg-type]
+    return Retriever(None, config=dataclasses.replace(RetrievalConfig(), **kw))
 
 
-def _keep_all(meta: dict) -> bool:
+def _keep_all(row: int) -> bool:
     return True
 
 
-def _score(r: Retriever, idx: TenantIndex, ranking: list[str]) -> dict[str, float]:
-    hits = [(i, 0.0) for i in ranking]
-    return r._score(idx, "boat colour", hits, hits, set(), _keep_all, None, {})
+def _named(idx: Partition, scores: dict[int, float]) -> dict[str, float]:
+    return {idx.ids[r]: s for r, s in scores.items()}
+
+
+def _rows(idx: Partition, scores: dict[str, float]) -> dict[int, float]:
+    return {idx.row_of[i]: s for i, s in scores.items()}
+
+
+def _select(
+    r: Retriever, idx: Partition, scores: dict[str, float], k: int, keep=_keep_all
+) -> list[MemoryItem]:
+    picked = r._select(idx, _rows(idx, scores), k, keep, {})
+    return [
+        MemoryItem(id=idx.ids[row], text=idx.texts[row], kind=idx.kind_of(row),
+                   source_ids=list(idx.sources.get(row, ())), score=s)
+        for row, s in picked
+    ]  # fmt: skip
+
+
+def _score(r: Retriever, idx: Partition, ranking: list[str], keep=_keep_all) -> dict[str, float]:
+    hits = [(idx.row_of[i], 0.0) for i in ranking]
+    return _named(idx, r._score(idx, "boat colour", hits, hits, set(), keep, None, {}, {}))
 
 
 def test_a_fact_hit_lifts_its_source_turn_above_a_better_ranked_turn():
@@ -64,19 +85,13 @@ def test_a_fact_does_not_push_turns_down_the_fusion():
 
 def test_source_turns_outside_the_filter_get_nothing():
     idx = _index()
-    r = _retriever()
-    hits = [(i, 0.0) for i in ["f", "b", "a"]]
-    only_b = r._score(
-        idx,
-        "q",
-        hits,
-        hits,
-        set(),
-        lambda m: m.get("kind") != "turn" or m.get("session_id") != "s1",
-        None,
-        {},
-    )
-    plain = _retriever(derived_share=0.0)._score(idx, "q", hits, hits, set(), _keep_all, None, {})
+    s1 = idx.strings.code["s1"]
+
+    def not_s1_turns(row: int) -> bool:
+        return not idx.is_turn(row) or idx.scope["session_id"].data[row] != s1
+
+    only_b = _score(_retriever(), idx, ["f", "b", "a"], keep=not_s1_turns)
+    plain = _score(_retriever(derived_share=0.0), idx, ["f", "b", "a"])
     assert only_b["a"] == pytest.approx(plain["a"])
 
 
@@ -84,16 +99,16 @@ def test_an_anchored_fact_waits_for_its_sources_and_leaves_the_turn_order_alone(
     idx = _index()
     r = _retriever(head_diversity=1.0, session_diversity=1.0)
     scores = {"f": 1.0, "b": 0.9, "c": 0.8, "a": 0.7, "d": 0.6}
-    got = [i.id for i in r._select(idx, scores, 5, _keep_all, {})]
+    got = [i.id for i in _select(r, idx, scores, 5)]
     assert got == ["b", "c", "a", "f", "d"]  # the fact right after its source turn
-    assert expand_to_turns(r._select(idx, scores, 5, _keep_all, {})) == ["b", "c", "a", "d"]
+    assert expand_to_turns(_select(r, idx, scores, 5)) == ["b", "c", "a", "d"]
 
 
 def test_a_fact_whose_sources_are_out_of_scope_ranks_freely():
     idx = _index()
     r = _retriever(head_diversity=1.0, session_diversity=1.0)
     scores = {"f": 1.0, "b": 0.9}
-    facts_only = [i.id for i in r._select(idx, scores, 5, lambda m: m.get("kind") == "fact", {})]
+    facts_only = [i.id for i in _select(r, idx, scores, 5, keep=lambda row: idx.kind_of(row) == "fact")]
     assert facts_only[0] == "f"
 
 
@@ -101,23 +116,24 @@ def test_reported_scores_stay_non_increasing_with_anchored_facts():
     idx = _index()
     r = _retriever()
     scores = {"f": 1.0, "b": 0.9, "c": 0.8, "a": 0.7, "d": 0.6}
-    got = [i.score for i in r._select(idx, scores, 5, _keep_all, {})]
+    got = [i.score for i in _select(r, idx, scores, 5)]
     assert got == sorted(got, reverse=True)
 
 
-def _reference_select(idx: TenantIndex, scores: dict[str, float], k: int, cfg: RetrievalConfig) -> list[str]:
+def _reference_select(idx: Partition, scores: dict[str, float], k: int, cfg: RetrievalConfig) -> list[str]:
     """The greedy pick written plainly (max over the whole pool each time), for comparison."""
     pool = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
     per_session: dict = {}
     out: list[str] = []
+
+    def session(i: str) -> int:
+        return int(idx.session.data[idx.row_of[i]])
+
     while pool and len(out) < k:
         div = cfg.head_diversity if len(out) < cfg.head_size else cfg.session_diversity
-        at = max(
-            range(len(pool)),
-            key=lambda n: pool[n][1] * div ** per_session.get(idx.docs[pool[n][0]].session, 0),
-        )
+        at = max(range(len(pool)), key=lambda n: pool[n][1] * div ** per_session.get(session(pool[n][0]), 0))
         i, _ = pool.pop(at)
-        per_session[idx.docs[i].session] = per_session.get(idx.docs[i].session, 0) + 1
+        per_session[session(i)] = per_session.get(session(i), 0) + 1
         out.append(i)
     return out
 
@@ -125,7 +141,7 @@ def _reference_select(idx: TenantIndex, scores: dict[str, float], k: int, cfg: R
 @pytest.mark.parametrize("seed", range(20))
 def test_early_stopping_greedy_pick_matches_the_plain_greedy_pick(seed):
     rng = random.Random(seed)
-    idx = TenantIndex(None)
+    idx = Partition(("t", None), 0)
     words = ["boat", "harbour", "sardine", "rain", "porto", "blue", "paint", "sunday", "lunch", "week"]
     scores = {}
     for n in range(40):
@@ -134,8 +150,8 @@ def test_early_stopping_greedy_pick_matches_the_plain_greedy_pick(seed):
         idx.upsert(doc_id, f"{doc_id} " + " ".join(rng.sample(words, 3)), _turn(f"s{rng.randrange(6)}", n))
         scores[doc_id] = round(rng.random(), 3)
     cfg = dataclasses.replace(RetrievalConfig(), dedup_jaccard=1.1)
-    r = Retriever(engine=None, config=cfg)  # type: ignore[arg-type]
-    got = [i.id for i in r._select(idx, scores, 15, _keep_all, {})]
+    r = Retriever(None, config=cfg)
+    got = [i.id for i in _select(r, idx, scores, 15)]
     assert got == _reference_select(idx, scores, 15, cfg)
 
 

@@ -27,9 +27,10 @@ import pydantic
 
 from . import records as rec
 from .chunking import chunk_text
+from .data import AUX_VECTOR, STAGING_SUFFIX, ChromaStore, Collection, DataLayer, collection_names
 from .embeddings import as_embedder, count_tokens
 from .enrichment import Enricher, aextract_for_add
-from .errors import JobError, MemAdaptersError, NotFoundError, ValidationError
+from .errors import ClosedError, JobError, MemAdaptersError, NotFoundError, ValidationError
 from .filters import all_of, translate
 from .models import (
     DEFAULT_TENANT,
@@ -47,7 +48,6 @@ from .models import (
     to_utc,
 )
 from .retrieval import Retriever
-from .store import AUX_VECTOR, STAGING_SUFFIX, ChromaStore, Collection, collection_names
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ class AsyncMemoryEngine:
             Chroma's cache, Chroma's downloader).
         max_workers: Size of the executor that runs a sync Chroma client's calls.
         enricher: Background enrichment (see :mod:`mem_adapters.enrichment`); ``None`` disables it.
+        partition_budget_mb: Memory budget of the derived search partitions held by this
+            process (default ``$MEM_ADAPTERS_PARTITION_BUDGET_MB`` or 1024); least recently
+            used partitions are evicted past it and reloaded on their next search.
 
     Example:
         >>> import asyncio, tempfile
@@ -130,6 +133,7 @@ class AsyncMemoryEngine:
         model_dir: str | os.PathLike[str] | None = None,
         max_workers: int = 4,
         enricher: Any = None,
+        partition_budget_mb: float | None = None,
     ) -> None:
         self.embedder = as_embedder(embedder, model_dir=model_dir)
         self._io = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mem-adapters-io")
@@ -144,11 +148,14 @@ class AsyncMemoryEngine:
             self.path = None
         self._client = client
         self._store: ChromaStore | None = None
+        self._data: DataLayer | None = None
+        self._partition_budget_mb = partition_budget_mb
         self._store_lock = asyncio.Lock()
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._last_seq = 0
         self._last_purge: dict[str, float] = {}
-        self.retriever = Retriever(self)
+        self._closed = False
+        self.retriever = Retriever(None, self.embed_query)
         if isinstance(enricher, str):
             if enricher != "default":
                 raise ValidationError("enricher", "must be None, 'default' or an Enricher")
@@ -159,8 +166,17 @@ class AsyncMemoryEngine:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("AsyncMemoryEngine is closed")
+
     async def store(self) -> ChromaStore:
-        """The Chroma store, opening the server connection on first use."""
+        """The Chroma store, opening the server connection on first use.
+
+        Raises:
+            ClosedError: the engine is closed (every read and write comes through here).
+        """
+        self._check_open()
         if self._store is None:
             async with self._store_lock:
                 if self._store is None:
@@ -170,22 +186,29 @@ class AsyncMemoryEngine:
 
                         client = await chromadb.AsyncHttpClient(host=self._host, port=self._port)
                         self._client = client
-                    self._store = ChromaStore(
-                        client, self._io, self.embedder.identity, self.embedder.dimension
+                    store = ChromaStore(client, self._io, self.embedder.identity, self.embedder.dimension)
+                    self._data = DataLayer(
+                        store, self.embedder.dimension, partition_budget_mb=self._partition_budget_mb
                     )
+                    self.retriever.data = self._data
+                    self._store = store
         return self._store
+
+    async def data(self) -> DataLayer:
+        """The data layer (Chroma and the derived partitions), opened on first use."""
+        await self.store()
+        assert self._data is not None
+        return self._data
 
     async def collections(
         self, tenant_id: str, *, create: bool = True
     ) -> tuple[Collection, Collection] | None:
         """The tenant's ``(mem, aux)`` collections (``None`` if absent and not ``create``)."""
         _require_str("tenant_id", tenant_id)
-        return await (await self.store()).open(tenant_id, create=create)
+        return await (await self.data()).collections(tenant_id, create=create)
 
     async def _mem(self, tenant_id: str) -> Collection:
-        pair = await self.collections(tenant_id)
-        assert pair is not None
-        return pair[0]
+        return await (await self.data()).mem(tenant_id)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed documents in the embedder executor."""
@@ -218,12 +241,7 @@ class AsyncMemoryEngine:
             lock = self._session_locks[key] = asyncio.Lock()
         return lock
 
-    @staticmethod
-    def live(where: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``where`` ANDed with "not expired" (expiry is invisible to every read at once)."""
-        clause = all_of({"expires_at": {"$gt": time.time()}}, where)
-        assert clause is not None
-        return clause
+    live = staticmethod(DataLayer.live)
 
     async def write_records(
         self,
@@ -233,66 +251,53 @@ class AsyncMemoryEngine:
         metas: list[dict[str, Any]],
         embeddings: list[list[float]] | None = None,
     ) -> None:
-        """Embed (unless given) and upsert records in one call, then update derived indexes."""
+        """Embed (unless given) and upsert records through the data layer."""
         if not ids:
             return
         if embeddings is None:
             embeddings = await self.embed(
                 [rec.embedding_text(t, m) for t, m in zip(texts, metas, strict=True)]
             )
-        mem = await self._mem(tenant_id)
-        await mem.upsert(ids, embeddings, texts, metas)
-        self.retriever.on_upsert(tenant_id, ids, texts, metas, embeddings)
-        await self._bump(tenant_id)
+        await (await self.data()).write_records(tenant_id, ids, texts, metas, embeddings)
 
     async def delete_records(self, tenant_id: str, ids: list[str]) -> None:
-        """Delete records and drop them from derived indexes."""
-        if not ids:
-            return
-        mem = await self._mem(tenant_id)
-        await mem.delete(ids)
-        self.retriever.on_delete(tenant_id, ids)
-        await self._bump(tenant_id)
-
-    async def _bump(self, tenant_id: str) -> None:
-        """Record a new store generation so other processes see their derived indexes are stale."""
-        pair = await self.collections(tenant_id)
-        assert pair is not None
-        previous = await self.generation(tenant_id)
-        token = uuid.uuid4().hex
-        self.retriever.on_generation(tenant_id, token, previous)
-        await pair[1].upsert(["__generation__"], [AUX_VECTOR], [""], [{"type": "generation", "token": token}])
-
-    async def generation(self, tenant_id: str) -> str | None:
-        """The tenant's current store generation token."""
-        pair = await self.collections(tenant_id)
-        assert pair is not None
-        got = await pair[1].get(ids=["__generation__"], include=["metadatas"])
-        return got["metadatas"][0]["token"] if got["ids"] else None
+        """Delete records (the data layer leaves tombstones for other processes)."""
+        await (await self.data()).delete_records(tenant_id, ids)
 
     async def purge_expired(self, tenant_id: str, *, force: bool = False) -> int:
-        """Delete expired records of a tenant (rate-limited unless ``force``); returns the count."""
+        """Delete expired records of a tenant (rate-limited unless ``force``); returns the count.
+
+        The same sweep removes tombstones older than the data layer's TTL.
+        """
         now = time.time()
         if not force and now - self._last_purge.get(tenant_id, 0.0) < _PURGE_EVERY:
             return 0
         self._last_purge[tenant_id] = now
         mem = await self._mem(tenant_id)
-        got = await mem.get(where={"expires_at": {"$lte": now}}, include=[])
+        got = await mem.get_all(where={"expires_at": {"$lte": now}}, include=[])
         await self.delete_records(tenant_id, got["ids"])
+        if got["ids"]:
+            await self._purge_history(tenant_id, list(got["ids"]))
+        await (await self.data()).purge_tombstones(tenant_id)
         return len(got["ids"])
+
+    async def _purge_history(self, tenant_id: str, ids: list[str]) -> None:
+        """Delete the history rows of memories that are gone for good (cleared, expired)."""
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return
+        for start in range(0, len(ids), 500):
+            rows = await pair[1].get_all(
+                where={"$and": [{"type": "history"}, {"memory_id": {"$in": ids[start : start + 500]}}]},
+                include=[],
+            )
+            await pair[1].delete(list(rows["ids"]))
 
     async def _get_raw(self, tenant_id: str, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Live records by id: ``{id: (text, metadata)}``."""
-        pair = await self.collections(tenant_id, create=False) if ids else None
-        if pair is None:  # reads never create a tenant
+        if not ids:
             return {}
-        got = await pair[0].get(ids=ids, include=["documents", "metadatas"])
-        now = time.time()
-        return {
-            i: (d or "", m)
-            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-            if m.get("expires_at", rec.NEVER) > now
-        }
+        return await (await self.data()).fetch(tenant_id, ids)
 
     async def _require(self, tenant_id: str, memory_id: str) -> tuple[str, dict[str, Any]]:
         _require_str("id", memory_id)
@@ -739,7 +744,7 @@ class AsyncMemoryEngine:
         if not parents:
             return []
         mem = await self._mem(tenant_id)
-        got = await mem.get(where={"parent_id": {"$in": parents}}, include=[])
+        got = await mem.get_all(where={"parent_id": {"$in": parents}}, include=[])
         return list(got["ids"])
 
     @staticmethod
@@ -790,7 +795,7 @@ class AsyncMemoryEngine:
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return [], None
-        got = await pair[1].get(
+        got = await pair[1].get_all(
             where={"$and": [{"type": "history"}, {"memory_id": memory_id}]},
             include=["documents", "metadatas"],
         )
@@ -894,7 +899,7 @@ class AsyncMemoryEngine:
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return Page(count=0, results=[])
-        got = await pair[0].get(where=self.live(where), include=["metadatas"])
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
         order = sorted(
             zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1].get("seq", 0), x[0])
         )
@@ -954,7 +959,7 @@ class AsyncMemoryEngine:
             {"user_id": user_id} if user_id is not None else None,
             {"status": status} if status is not None else None,
         )
-        got = await pair[0].get(where=self.live(where), include=["metadatas"])
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
         return sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0]))
 
     async def count_turns(
@@ -991,7 +996,7 @@ class AsyncMemoryEngine:
         if pair is None:
             return []
         where = all_of({"kind": "turn"}, {"user_id": user_id} if user_id is not None else None)
-        got = await pair[0].get(where=self.live(where), include=["metadatas"])
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
         first: dict[str, int] = {}
         for m in got["metadatas"]:
             sid = m["session_id"]
@@ -1011,15 +1016,8 @@ class AsyncMemoryEngine:
         found = await self._get_raw(tenant_id, list(ids))
         changed = [i for i in ids if i in found and found[i][1].get("status") != status]
         if changed:
-            mem = await self._mem(tenant_id)
-            got = await mem.get(ids=changed, include=["embeddings", "documents", "metadatas"])
-            metas = [{**m, "status": status, "updated_at": time.time()} for m in got["metadatas"]]
-            await self.write_records(
-                tenant_id,
-                list(got["ids"]),
-                list(got["documents"]),
-                metas,
-                [list(map(float, e)) for e in got["embeddings"]],
+            await (await self.data()).set_metadata(
+                tenant_id, changed, {"status": status, "updated_at": time.time()}
             )
         return changed
 
@@ -1107,14 +1105,8 @@ class AsyncMemoryEngine:
         if not found:
             return []
         targets = [*found, *await self._children(tenant_id, list(found))]
-        mem = await self._mem(tenant_id)
-        got = await mem.get(ids=targets, include=["documents", "metadatas", "embeddings"])
         expires_at = time.time() + expiry_seconds
-        metas = [{**m, "expires_at": expires_at} for m in got["metadatas"]]
-        await mem.update_metadata(list(got["ids"]), [{"expires_at": expires_at}] * len(metas))
-        vectors = [list(map(float, v)) for v in got["embeddings"]]
-        self.retriever.on_upsert(tenant_id, list(got["ids"]), list(got["documents"]), metas, vectors)
-        await self._bump(tenant_id)
+        await (await self.data()).set_metadata(tenant_id, targets, {"expires_at": expires_at})
         return [i for i in dict.fromkeys(ids) if i in found]
 
     async def delete(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
@@ -1149,16 +1141,11 @@ class AsyncMemoryEngine:
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return 0
-        got = await pair[0].get(where={"session_id": session_id}, include=[])
+        got = await pair[0].get_all(where={"session_id": session_id}, include=[])
         ids = list(got["ids"])
         await self.delete_records(tenant_id, ids)
         # "Clear" means gone: old versions must not survive in the history either.
-        for start in range(0, len(ids), 500):
-            rows = await pair[1].get(
-                where={"$and": [{"type": "history"}, {"memory_id": {"$in": ids[start : start + 500]}}]},
-                include=[],
-            )
-            await pair[1].delete(list(rows["ids"]))
+        await self._purge_history(tenant_id, ids)
         return len(ids)
 
     async def erase(self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None) -> EraseReceipt:
@@ -1174,7 +1161,7 @@ class AsyncMemoryEngine:
             return receipt
         mem, aux = pair
         user_where = {"user_id": user_id} if user_id is not None else None
-        got = await mem.get(where=user_where, include=["metadatas"])
+        got = await mem.get_all(where=user_where, include=["metadatas"])
         for m in got["metadatas"]:
             kind = m.get("kind")
             if kind == "turn":
@@ -1185,11 +1172,11 @@ class AsyncMemoryEngine:
                 receipt.memories += 1
             else:
                 receipt.derived += 1
-        aux_got = await aux.get(where=user_where, include=["metadatas"])
+        aux_got = await aux.get_all(where=user_where, include=["metadatas"])
         aux_ids = [
             i
             for i, m in zip(aux_got["ids"], aux_got["metadatas"], strict=True)
-            if m.get("type") != "generation"
+            if m.get("type") != "tombstone"
         ]
         for m in aux_got["metadatas"]:
             if m.get("type") == "history":
@@ -1199,10 +1186,11 @@ class AsyncMemoryEngine:
         if user_id is None:
             store = await self.store()
             await store.drop_tenant(tenant_id)
-            self.retriever.on_drop(tenant_id)
+            (await self.data()).drop_tenant(tenant_id)
         else:
             await self.delete_records(tenant_id, list(got["ids"]))
             await aux.delete(aux_ids)
+            (await self.data()).drop_user(tenant_id, user_id)
         return receipt
 
     # ------------------------------------------------------------------ search
@@ -1288,17 +1276,22 @@ class AsyncMemoryEngine:
             mode=mode,
             char_budget=char_budget,
             as_of=as_of_ts,
+            user_id=user_id,
         )
 
     # ------------------------------------------------------------------ enrichment
 
     def _enrichment(self) -> Any:
+        self._check_open()
         if self.enricher is None:
             raise JobError("enrichment is disabled on this engine (enricher=None)")
         return self.enricher
 
-    async def job_status(self, job_id: str, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+    async def job_status(self, job_id: str, *, tenant_id: str | None = None) -> JobStatus:
         """State of a background enrichment job.
+
+        ``tenant_id`` may be left out: the engine knows the tenant of every job it issued (and
+        looks a job of an earlier process up in every tenant).
 
         Raises:
             JobError: unknown job, or enrichment disabled.
@@ -1306,9 +1299,9 @@ class AsyncMemoryEngine:
         return await self._enrichment().job_status(job_id, tenant_id=tenant_id)
 
     async def wait(
-        self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT
+        self, job_id: str, timeout: float | None = None, *, tenant_id: str | None = None
     ) -> JobStatus:
-        """Wait until a job is done or failed (``timeout`` seconds at most)."""
+        """Wait until a job is done or failed (``timeout`` seconds at most); tenant as in :meth:`job_status`."""
         return await self._enrichment().wait(job_id, timeout, tenant_id=tenant_id)
 
     async def wait_all(self, timeout: float | None = None) -> None:
@@ -1336,7 +1329,7 @@ class AsyncMemoryEngine:
             mem_name, _ = collection_names(tenant_id)
             store.forget(tenant_id)
             # Read whatever is stored, whichever embedder wrote it.
-            got = await (await store.get_raw(mem_name)).get(include=["documents", "metadatas"])
+            got = await (await store.get_raw(mem_name)).get_all(include=["documents", "metadatas"])
             ids, docs, metas = list(got["ids"]), list(got["documents"]), list(got["metadatas"])
             loop = asyncio.get_running_loop()
             inputs = [rec.embedding_text(d or "", m) for d, m in zip(docs, metas, strict=True)]
@@ -1346,7 +1339,7 @@ class AsyncMemoryEngine:
                 "ma_role": "mem",
                 "ma_embedder": new.identity,
                 "ma_dim": new.dimension,
-                "ma_schema": 1,
+                "ma_schema": 2,
             }
             # Staging first: if the process dies after the drop below, open() restores from it.
             staging = await store.create_raw(f"{mem_name}{STAGING_SUFFIX}", meta)
@@ -1362,19 +1355,30 @@ class AsyncMemoryEngine:
         store.embedder_identity, store.dimension = new.identity, new.dimension
         for tenant_id in list(store._cache):
             store.forget(tenant_id)
-        self.retriever.on_reembed()
+        (await self.data()).drop_all()
         return total
 
     # ------------------------------------------------------------------ lifecycle
 
     async def aclose(self) -> None:
-        """Stop background work and release executors."""
-        if self.enricher is not None and hasattr(self.enricher, "aclose"):
-            await self.enricher.aclose()
-        self._io.shutdown(wait=False)
-        self._cpu.shutdown(wait=False)
+        """Stop background work and release executors; later calls raise ``ClosedError``.
+
+        Background enrichment is cancelled, not drained: its unfinished work stays pending in
+        Chroma and the next engine opened on the store finishes it (``await wait_all()``
+        first to drain). Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.enricher is not None and hasattr(self.enricher, "aclose"):
+                await self.enricher.aclose()
+        finally:
+            self._io.shutdown(wait=False)
+            self._cpu.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncMemoryEngine:
+        self._check_open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -2,10 +2,11 @@
 
 Pipeline of :meth:`Retriever.search` (no LLM anywhere):
 
-1. **Candidates.** Dense: Chroma nearest neighbours under the engine's ``where`` clause,
-   for the query without the speaker names it mentions (names are in every turn).
-   Lexical: BM25 over a per-tenant in-memory index, filtered by evaluating the *same*
-   ``where`` clause in Python (:mod:`mem_adapters.where`).
+1. **Candidates.** Dense: exact cosine over the partition's vectors for the query without
+   the speaker names it mentions (names are in every turn). Lexical: BM25 over the
+   partition's postings. Both are filtered by the engine's ``where`` clause, evaluated on
+   the partition's columns (Chroma's semantics; a filter on caller metadata is answered
+   by Chroma itself).
 2. **Fusion.** Weighted reciprocal-rank fusion of the two lists.
 3. **Conversation-aware re-scoring.** Turns by a speaker the query names are favoured;
    for "when..." questions, turns that mention a time; for "last week"-style queries, items
@@ -20,37 +21,37 @@ Pipeline of :meth:`Retriever.search` (no LLM anywhere):
    otherwise superseded facts are dropped when their successor is present, else demoted.
    Near-identical texts are returned once.
 
-The lexical index is derived data; Chroma stays the source of truth. It is kept in step by
-the ``on_*`` hooks the engine calls on every write, delete, expiry purge and erase, and is
-rebuilt from Chroma when missing or when the tenant's generation token (changed by every
-write from any process) differs from the one it was built at.
+Everything is scored on one *partition* of the derived index (:mod:`mem_adapters.data`):
+the searched user's records, or the whole tenant's, held in compact columns and caught up
+with every other process's writes by revision before each search. Dense scores are exact
+(one matrix product over the partition), so Chroma never gets a filtered ANN query; the
+hits are then read back from Chroma, the source of truth. Each hit carries its
+:class:`~mem_adapters.models.ScoreParts`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import records as rec
-from .lexical import BM25Index, tokenize
-from .models import MemoryItem, SearchResult
-from .temporal import absolute_window, is_temporal_question, mentions_time, relative_window
-from .where import compile_where
+from .data.partition import DERIVED_KINDS, Partition
+from .lexical import tokenize
+from .models import MemoryItem, ScoreParts, SearchResult
+from .temporal import absolute_window, is_temporal_question, relative_window
 
 if TYPE_CHECKING:
-    from .async_engine import AsyncMemoryEngine
+    from .data import DataLayer
 
 logger = logging.getLogger(__name__)
-
-DERIVED_KINDS = frozenset({"fact", "episode"})
 
 
 def format_item(item: MemoryItem) -> str:
@@ -89,10 +90,10 @@ class RetrievalConfig:
 
     Attributes:
         dense_candidates: Dense nearest neighbours taken.
-        exact_dense_max: Up to this many records per tenant, dense scores are computed exactly
-            in-process from the embeddings Chroma stores (a derived copy kept in step like the
-            lexical index; one matrix product, no HNSW approximation); above it Chroma's
-            vector index is queried.
+        exact_dense_max: Largest whole-tenant partition a tenant-wide search (no ``user_id``)
+            loads; above it that search asks Chroma's vector index *without* a ``where``
+            (Chroma filters a local query by brute force), over-fetches and filters the
+            candidates itself. User-scoped searches always score their partition exactly.
         lexical_candidates: BM25 hits kept.
         rrf_k: Rank offset of reciprocal-rank fusion (smaller favours the top ranks).
         dense_weight: Weight of the dense list in the fusion.
@@ -135,7 +136,7 @@ class RetrievalConfig:
     """
 
     dense_candidates: int = 60
-    exact_dense_max: int = 20000
+    exact_dense_max: int = 200_000
     lexical_candidates: int = 60
     rrf_k: float = 20.0
     dense_weight: float = 1.0
@@ -162,23 +163,8 @@ class RetrievalConfig:
     derived_share: float = 0.5
 
 
-@dataclass
-class _Doc:
-    id: str
-    text: str
-    meta: dict[str, Any]
-    kind: str
-    session: tuple[Any, ...]
-    seq: int
-    role: str
-    tokens: frozenset[str]
-    norm: str
-    timely: bool
-    sources: tuple[str, ...] = ()
-
-
 _FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself)\b", re.IGNORECASE)
-_USER_ROLES = frozenset({"user", "human"})  # first words of roles, lower-cased (TenantIndex.roles)
+_USER_ROLES = frozenset({"user", "human"})  # first words of roles, lower-cased (Partition.role_first)
 
 
 def _named(roles: Iterable[str], words: set[str]) -> set[str]:
@@ -208,290 +194,57 @@ def _normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-def _sources(meta: dict[str, Any]) -> tuple[str, ...]:
-    """A derived record's ``source_ids`` (stored as a JSON list); ``()`` when absent or unreadable."""
-    raw = meta.get("source_ids")
-    if not raw:
-        return ()
-    try:
-        got = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        logger.warning("unreadable source_ids %r", raw)
-        return ()
-    return tuple(str(x) for x in got) if isinstance(got, list) else ()
-
-
-class TenantIndex:
-    """Everything precomputed for one tenant: BM25 postings, documents, session order."""
-
-    def __init__(self, token: str | None) -> None:
-        self.token = token
-        self.unverified = False  # this process wrote since the last check against Chroma
-        self.docs: dict[str, _Doc] = {}
-        self.bm25 = BM25Index()
-        self.roles: dict[str, int] = {}
-        self._sessions: dict[tuple[Any, ...], list[str]] = {}
-        self._order_dirty = True
-        self._position: dict[str, tuple[tuple[Any, ...], int]] = {}
-        self.latest_ts = 0.0
-        self.vectors: dict[str, np.ndarray] = {}
-        self.need_vectors: set[str] = set()  # written records whose embedding is not fetched yet
-        self._matrix: tuple[list[str], np.ndarray] | None = None
-        self._session_stats: tuple[dict[tuple[Any, ...], int], list[tuple[Any, ...]], np.ndarray] | None = (
-            None
-        )
-        self.exact = True  # built with every embedding (see RetrievalConfig.exact_dense_max)
-        self.derived = 0  # facts and episodes held
-
-    def set_vector(self, doc_id: str, vector: Any) -> None:
-        """Store a record's embedding, unit-normalised (the collections use cosine space)."""
-        if doc_id not in self.docs:
-            return
-        v = np.asarray(vector, dtype=np.float32)
-        norm = float(np.linalg.norm(v))
-        self.vectors[doc_id] = v / norm if norm > 0 else v
-        self.need_vectors.discard(doc_id)
-        self._matrix = None
-        self._session_stats = None
-
-    def matrix(self) -> tuple[list[str], np.ndarray]:
-        """Ids and stacked unit vectors of every indexed record that has one."""
-        if self._matrix is None:
-            ids = [i for i in self.vectors if self.docs[i].meta.get("indexed", True)]
-            mat = np.stack([self.vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
-            self._matrix = (ids, mat)
-        return self._matrix
-
-    def upsert(self, doc_id: str, text: str, meta: dict[str, Any]) -> None:
-        """Add or replace one record."""
-        self.remove(doc_id)
-        kind = meta.get("kind", "raw")
-        role = str(meta.get("role") or "").strip().lower()
-        session = (meta.get("sub_tenant_id"), meta.get("user_id"), meta.get("agent_id"),
-                   meta.get("session_id"), meta.get("sub_session_id"))  # fmt: skip
-        tokens = tokenize(text)
-        doc = _Doc(doc_id, text or "", dict(meta), kind, session, int(meta.get("seq") or 0), role,
-                   frozenset(tokens), _normalise(text or ""), mentions_time(text or ""),
-                   _sources(meta) if kind in DERIVED_KINDS else ())  # fmt: skip
-        self.docs[doc_id] = doc
-        if kind in DERIVED_KINDS:
-            self.derived += 1
-        if meta.get("indexed", True):
-            self.bm25.add(doc_id, text or "")
-        if role:
-            first = role.split()[0]
-            self.roles[first] = self.roles.get(first, 0) + 1
-        if kind == "turn":
-            self._sessions.setdefault(session, []).append(doc_id)
-            self._order_dirty = True
-            self._session_stats = None
-        self.need_vectors.add(doc_id)
-        ts = meta.get("ts")
-        if isinstance(ts, int | float) and ts > self.latest_ts:
-            self.latest_ts = float(ts)
-
-    def remove(self, doc_id: str) -> None:
-        """Drop one record (unknown ids are ignored)."""
-        doc = self.docs.pop(doc_id, None)
-        if doc is None:
-            return
-        self.bm25.remove(doc_id)
-        if doc.kind in DERIVED_KINDS:
-            self.derived -= 1
-        self.need_vectors.discard(doc_id)
-        if self.vectors.pop(doc_id, None) is not None:
-            self._matrix = None
-        self._session_stats = None
-        if doc.role:
-            first = doc.role.split()[0]
-            left = self.roles.get(first, 0) - 1
-            if left > 0:
-                self.roles[first] = left
-            else:
-                self.roles.pop(first, None)
-        if doc.kind == "turn":
-            ids = self._sessions.get(doc.session)
-            if ids is not None and doc_id in ids:
-                ids.remove(doc_id)
-                self._order_dirty = True
-
-    def session_stats(self) -> tuple[dict[tuple[Any, ...], int], list[tuple[Any, ...]], np.ndarray]:
-        """Per session of indexed turns: token length, and the unit centroid of its turn vectors.
-
-        Returns:
-            ``(lengths, keys, centroids)``: lengths by session key; the sessions that have
-            vectors and their stacked unit centroids (one row per key), for session-level
-            BM25 and dense scores.
-        """
-        if self._session_stats is None:
-            lengths: dict[tuple[Any, ...], int] = {}
-            keys: list[tuple[Any, ...]] = []
-            rows: list[np.ndarray] = []
-            for session, ids in self._sessions.items():
-                live = [i for i in ids if self.docs[i].meta.get("indexed", True)]
-                if not live:
-                    continue
-                lengths[session] = sum(self.bm25.doc_len(i) for i in live)
-                vecs = [self.vectors[i] for i in live if i in self.vectors]
-                if vecs:
-                    c = np.mean(vecs, axis=0)
-                    keys.append(session)
-                    rows.append(c / (float(np.linalg.norm(c)) or 1.0))
-            mat = np.stack(rows) if rows else np.zeros((0, 1), np.float32)
-            self._session_stats = (lengths, keys, mat)
-        return self._session_stats
-
-    def neighbours(self, doc_id: str) -> list[str]:
-        """The turns just before and after a turn in its session (write order)."""
-        if self._order_dirty:
-            self._position = {}
-            for session, ids in self._sessions.items():
-                ids.sort(key=lambda i: (self.docs[i].seq, i))
-                for n, i in enumerate(ids):
-                    self._position[i] = (session, n)
-            self._order_dirty = False
-        pos = self._position.get(doc_id)
-        if pos is None:
-            return []
-        ids = self._sessions[pos[0]]
-        return [ids[j] for j in (pos[1] - 1, pos[1] + 1) if 0 <= j < len(ids)]
-
-
-def _fact_valid(meta: dict[str, Any], as_of: float) -> bool:
-    created = meta.get("created_at")
-    superseded = meta.get("superseded_at", rec.NEVER)
-    if not isinstance(superseded, int | float):
+def _fact_valid(part: Partition, row: int, as_of: float) -> bool:
+    created = float(part.num["created_at"].data[row])
+    superseded = float(part.num["superseded_at"].data[row])
+    if math.isnan(superseded):
         superseded = rec.NEVER
-    return (not isinstance(created, int | float) or created <= as_of) and as_of < superseded
+    return (math.isnan(created) or created <= as_of) and as_of < superseded
 
 
-def _superseded(meta: dict[str, Any]) -> bool:
-    return meta.get("status") == "superseded" or meta.get("is_latest") is False
+def _superseded(part: Partition, row: int) -> bool:
+    status = int(part.status.data[row])
+    return (status >= 0 and part.strings.values[status] == "superseded") or part.flags["is_latest"].data[
+        row
+    ] == 0
+
+
+async def _done(value: list[float]) -> list[float]:
+    return value
+
+
+class _Hit:
+    """The score parts of one candidate, gathered while it is scored."""
+
+    __slots__ = ("boosts", "cosine", "lexical")
+
+    def __init__(self) -> None:
+        self.cosine: float | None = None
+        self.lexical = 0.0
+        self.boosts: dict[str, float] = {}
 
 
 class Retriever:
-    """Hybrid retrieval over a tenant's memory collection.
+    """Hybrid retrieval over one scope's partition of the derived index.
+
+    Depends on the data layer only (:class:`mem_adapters.data.DataLayer`): it reads
+    partitions and records from it and never writes.
 
     Args:
-        engine: The engine whose store is searched.
+        data: The data layer whose partitions are searched.
+        embed_query: Coroutine function embedding a query (the engine's embedder executor).
         config: Ranking knobs (see :class:`RetrievalConfig`).
     """
 
-    def __init__(self, engine: AsyncMemoryEngine, config: RetrievalConfig | None = None) -> None:
-        self.engine = engine
-        self.config = config or RetrievalConfig()
-        self._indexes: dict[str, TenantIndex] = {}
-        self._building: dict[str, list[tuple[Any, ...]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    # ------------------------------------------------------------------ index maintenance
-
-    def on_upsert(
+    def __init__(
         self,
-        tenant_id: str,
-        ids: list[str],
-        texts: list[str],
-        metas: list[dict[str, Any]],
-        embeddings: list[list[float]] | None = None,
+        data: DataLayer | None,
+        embed_query: Callable[[str], Awaitable[list[float]]] | None = None,
+        config: RetrievalConfig | None = None,
     ) -> None:
-        """Records were written: index them (and log them for a rebuild in flight).
-
-        ``embeddings``, when the engine passes them, spare a fetch from Chroma at the next search.
-        """
-        idx = self._indexes.get(tenant_id)
-        if idx is not None:
-            for n, (i, t, m) in enumerate(zip(ids, texts, metas, strict=True)):
-                idx.upsert(i, t, m)
-                if embeddings is not None and idx.exact:
-                    idx.set_vector(i, embeddings[n])
-        if tenant_id in self._building:
-            self._building[tenant_id].append(("upsert", list(ids), list(texts), list(metas)))
-
-    def on_delete(self, tenant_id: str, ids: list[str]) -> None:
-        """Records were deleted."""
-        idx = self._indexes.get(tenant_id)
-        if idx is not None:
-            for i in ids:
-                idx.remove(i)
-        if tenant_id in self._building:
-            self._building[tenant_id].append(("delete", list(ids)))
-
-    def on_generation(self, tenant_id: str, token: str, previous: str | None = None) -> None:
-        """This process wrote a new store generation: the index already holds that write.
-
-        ``previous`` is the token read just before the write: if it is not the one the index
-        was built at, someone else wrote in between, so the index is rebuilt on next use.
-        """
-        idx = self._indexes.get(tenant_id)
-        if idx is not None:
-            if previous is not None and previous != idx.token:
-                idx.token = None
-            else:
-                idx.token = token
-                # Without a previous token (or a racing writer in this process) double-check.
-                idx.unverified = idx.unverified or previous is None
-        if tenant_id in self._building:
-            self._building[tenant_id].append(("generation", token))
-
-    def on_drop(self, tenant_id: str) -> None:
-        """A tenant was erased."""
-        self._indexes.pop(tenant_id, None)
-
-    def on_reembed(self) -> None:
-        """The embedder changed (the collections were rewritten): rebuild on next use."""
-        self._indexes.clear()
-
-    async def index(self, tenant_id: str) -> TenantIndex:
-        """The tenant's lexical index, rebuilt from Chroma when missing or stale."""
-        idx = self._indexes.get(tenant_id)
-        token = await self.engine.generation(tenant_id)
-        if idx is not None and idx.token == token:
-            if not idx.unverified:
-                return idx
-            mem = await self.engine._mem(tenant_id)
-            if await mem.count() == len(idx.docs):
-                idx.unverified = False
-                return idx
-            logger.info("lexical index of %r disagrees with Chroma's count; rebuilding", tenant_id)
-        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:
-            idx = self._indexes.get(tenant_id)
-            if idx is not None and idx.token == token and not idx.unverified:
-                return idx
-            return await self._rebuild(tenant_id)
-
-    async def _rebuild(self, tenant_id: str) -> TenantIndex:
-        t0 = time.perf_counter()
-        self._building[tenant_id] = []
-        try:
-            # Token first: a write landing after this read makes the token differ next time.
-            token = await self.engine.generation(tenant_id)
-            mem = await self.engine._mem(tenant_id)
-            exact = await mem.count() <= self.config.exact_dense_max
-            include = ["documents", "metadatas", "embeddings"] if exact else ["documents", "metadatas"]
-            got = await mem.get(include=include)
-            idx = TenantIndex(token)
-            idx.exact = exact
-            for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
-                idx.upsert(i, d or "", m or {})
-                if exact:
-                    idx.set_vector(i, got["embeddings"][n])
-            # Replay this process's writes that raced with the read (idempotent).
-            for op in self._building[tenant_id]:
-                if op[0] == "upsert":
-                    for i, d, m in zip(op[1], op[2], op[3], strict=True):
-                        idx.upsert(i, d, m)
-                elif op[0] == "delete":
-                    for i in op[1]:
-                        idx.remove(i)
-                else:
-                    idx.token = op[1]
-            self._indexes[tenant_id] = idx
-        finally:
-            self._building.pop(tenant_id, None)
-        logger.debug("rebuilt lexical index of %r: %d records in %.1f ms", tenant_id,
-                     len(idx.docs), (time.perf_counter() - t0) * 1000)  # fmt: skip
-        return idx
+        self.data = data
+        self.embed_query = embed_query
+        self.config = config or RetrievalConfig()
 
     # ------------------------------------------------------------------ search
 
@@ -505,81 +258,107 @@ class Retriever:
         mode: Literal["flat", "context"],
         char_budget: int | None,
         as_of: float | None,
+        user_id: str | None = None,
     ) -> SearchResult:
-        """Rank the live records matching ``where`` for ``query`` (see the module docstring)."""
+        """Rank the live records matching ``where`` for ``query`` (see the module docstring).
+
+        ``user_id`` names the partition searched (``None``: the whole tenant); ``where`` must
+        already restrict to it.
+        """
+        assert self.data is not None and self.embed_query is not None
         cfg = self.config
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        live = self.engine.live(where)
-        keep_meta = compile_where(live)
+        live = self.data.live(where)
         raw_words = set(re.findall(r"[a-z]+", query.lower()))
         # The dense query leaves out the speaker names it mentions (see RetrievalConfig); the
-        # speakers are known from the cached index, checked again once it is fresh.
-        known = self._indexes.get(tenant_id)
-        guess = _named(known.roles, raw_words) if known and cfg.dense_without_speakers else set()
-        embed_task = asyncio.ensure_future(self.engine.embed_query(_without_speakers(query, guess)))
+        # speakers are known from the cached partition, checked again once it is caught up.
+        known = self.data.cached_partition(tenant_id, user_id)
+        guess = _named(known.role_first, raw_words) if known and cfg.dense_without_speakers else set()
+        embed_task = asyncio.ensure_future(self.embed_query(_without_speakers(query, guess)))
         try:
-            idx = await self.index(tenant_id)
+            if (
+                user_id is None
+                and known is None
+                and await self.data.tenant_size(tenant_id) > cfg.exact_dense_max
+            ):
+                # Too large to hold whole: Chroma's ANN (unfiltered, over-fetched) picks candidates.
+                vector = await embed_task
+                part, mask = await self.data.candidates(tenant_id, vector, 8 * cfg.dense_candidates, live)
+                embed_task = asyncio.ensure_future(_done(vector))
+            else:
+                part, mask = await self.data.search_view(tenant_id, user_id, live)
         except BaseException:
             embed_task.cancel()
             raise
         t1 = time.perf_counter()
         timings["index_ms"] = (t1 - t0) * 1000
 
-        # Lexical candidates (runs while the query is being embedded).
-        docs = idx.docs
-        speakers = _named(idx.roles, raw_words)
+        def keep(row: int) -> bool:
+            return row < len(mask) and bool(mask[row])
+
+        # Lexical candidates (run while the query is being embedded).
+        speakers = _named(part.role_first, raw_words)
         q_tokens = tokenize(query)
         speaker_tokens = {t for t in q_tokens if t in {tokenize(s)[0] for s in speakers if tokenize(s)}}
         weights = dict.fromkeys(speaker_tokens, cfg.speaker_term_weight) if speaker_tokens else None
         # Facts/episodes compete with turns for candidate slots only within their own class
         # (see _score): with derived records around, take twice as many, cut per class later.
-        widen = 2 if idx.derived else 1
-        lexical = idx.bm25.search(q_tokens, widen * cfg.lexical_candidates,
-                                  keep=lambda i: keep_meta(docs[i].meta), weights=weights)  # fmt: skip
+        widen = 2 if part.derived else 1
+        bm25 = part.bm25(q_tokens, weights)
+        ranked = sorted(bm25.items(), key=lambda x: (-x[1], part.ids[x[0]]))
+        lexical = [(r, v) for r, v in ranked if keep(r)][: widen * cfg.lexical_candidates]
         t2 = time.perf_counter()
         timings["lexical_ms"] = (t2 - t1) * 1000
 
         vector = await embed_task
         if guess != speakers and cfg.dense_without_speakers:
-            # The index was (re)built meanwhile and knows other speakers: embed again.
-            vector = await self.engine.embed_query(_without_speakers(query, speakers))
+            # The partition was (re)loaded meanwhile and knows other speakers: embed again.
+            vector = await self.embed_query(_without_speakers(query, speakers))
         t3 = time.perf_counter()
         timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
-        mem = await self.engine._mem(tenant_id)
-        if idx.exact and len(docs) <= cfg.exact_dense_max:
-            if idx.need_vectors:  # records written since the last search: fetch their vectors
-                want = list(idx.need_vectors)
-                got = await mem.get(ids=want, include=["embeddings"])
-                for i, v in zip(got["ids"], got["embeddings"], strict=True):
-                    idx.set_vector(i, v)
-                idx.need_vectors.difference_update(want)
-            dense = self._exact_dense(idx, vector, keep_meta, widen * cfg.dense_candidates)
-        else:
-            got = await mem.query(query_embeddings=[vector], n_results=widen * cfg.dense_candidates,
-                                  where=live, include=["distances"])  # fmt: skip
-            dense = list(zip(got["ids"][0], got["distances"][0], strict=True))
-            missing = [i for i, _ in dense if i not in docs]
-            if missing:  # the index lags Chroma (a concurrent write): take the records from Chroma
-                extra = await mem.get(ids=missing, include=["documents", "metadatas"])
-                for i, d, m in zip(extra["ids"], extra["documents"], extra["metadatas"], strict=True):
-                    idx.upsert(i, d or "", m or {})
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / (float(np.linalg.norm(q)) or 1.0)
+        dense = self._exact_dense(part, q, keep, widen * cfg.dense_candidates)
         t4 = time.perf_counter()
         timings["dense_ms"] = (t4 - t3) * 1000
 
-        memo: dict[str, list[str]] = {}  # derived id -> its source turns in scope, for this search
+        hits: dict[int, _Hit] = {}
+        memo: dict[int, list[int]] = {}  # derived row -> its source turns in scope, for this search
         # "What should I avoid?" asked of an assistant's memory is about its user: first-person
         # questions lift the user's turns as a named speaker's are lifted.
         if _FIRST_PERSON.search(query):
-            speakers = speakers | (_USER_ROLES & idx.roles.keys())
-        scores = self._score(idx, query, dense, lexical, speakers, keep_meta, as_of, memo)
+            speakers = speakers | (_USER_ROLES & part.role_first.keys())
+        scores = self._score(part, query, dense, lexical, speakers, keep, as_of, memo, hits)
         if scores and (cfg.session_lexical_weight or cfg.session_dense_weight or cfg.session_turn_weight):
-            self._session_prior(idx, scores, q_tokens, weights, vector, keep_meta)
-        items = self._select(idx, scores, k, keep_meta, memo)
+            self._session_prior(part, scores, q_tokens, weights, q, keep, hits)
+        picked = self._select(part, scores, k, keep, memo)
+        extra = self._with_derived(part, scores, picked, k) if mode == "context" else []
         timings["rank_ms"] = (time.perf_counter() - t4) * 1000
+        rows = [r for r, _ in picked] + [r for r, _, _ in extra]
+        fetched = await self.data.fetch(tenant_id, [part.ids[r] for r in rows])
+
+        def item(row: int, score: float) -> MemoryItem | None:
+            got = fetched.get(part.ids[row])
+            if got is None:  # deleted meanwhile (or a ghost of a crashed delete): Chroma decides
+                return None
+            hit = hits.get(row) or _Hit()
+            cosine = hit.cosine
+            if cosine is None and part.has_vec.data[row]:
+                cosine = float(part.vectors[row] @ q)
+            parts = ScoreParts(fused=score, cosine=None if cosine is None else round(cosine, 6),
+                               lexical=round(bm25.get(row, 0.0), 6),
+                               boosts={n: round(v, 6) for n, v in hit.boosts.items()})  # fmt: skip
+            out = rec.to_item(part.ids[row], got[0], got[1], score=score)
+            out.score_parts = parts
+            return out
+
+        items = [x for r, s in picked if (x := item(r, s)) is not None]
         result = SearchResult(query=query, mode=mode, results=items, stage_timings=timings)
         if mode == "context":
-            result.context, used = pack_context(self._with_derived(idx, scores, items, k), char_budget)
+            extra_items = [(x, before) for r, s, before in extra if (x := item(r, s)) is not None]
+            merged = self._merge_derived(items, extra_items)
+            result.context, used = pack_context(merged, char_budget)
             result.facts = [i for i in used if i.kind == "fact"]
             result.episodes = [i for i in used if i.kind == "episode"]
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
@@ -587,116 +366,129 @@ class Retriever:
         return result
 
     @staticmethod
-    def _exact_dense(idx: TenantIndex, vector: list[float], keep: Any, n: int) -> list[tuple[str, float]]:
-        """Cosine distances of the ``n`` nearest records passing ``keep``, computed exactly."""
-        ids, mat = idx.matrix()
-        if not ids:
+    def _exact_dense(
+        part: Partition, q: np.ndarray, keep: Callable[[int], bool], n: int
+    ) -> list[tuple[int, float]]:
+        """Cosine distances of the ``n`` nearest rows passing ``keep``, computed exactly."""
+        rows, mat = part.matrix()
+        if not len(rows):
             return []
-        q = np.asarray(vector, dtype=np.float32)
-        q = q / (float(np.linalg.norm(q)) or 1.0)
         sims = mat @ q
         # Look at a few times n first; fall back to every record when the filter is selective.
-        for width in (min(len(ids), 4 * n), len(ids)):
-            top = np.argpartition(-sims, width - 1)[:width] if width < len(ids) else np.arange(len(ids))
+        total = len(rows)
+        for width in (min(total, 4 * n), total):
+            top = np.argpartition(-sims, width - 1)[:width] if width < total else np.arange(total)
             top = top[np.argsort(-sims[top], kind="stable")]
-            out = [(ids[j], 1.0 - float(sims[j])) for j in top if keep(idx.docs[ids[j]].meta)][:n]
-            if len(out) >= n or width == len(ids):
+            out = [(int(rows[j]), 1.0 - float(sims[j])) for j in top if keep(int(rows[j]))][:n]
+            if len(out) >= n or width == total:
                 return out
         return []
 
     def _score(
         self,
-        idx: TenantIndex,
+        part: Partition,
         query: str,
-        dense: list[tuple[str, float]],
-        lexical: list[tuple[str, float]],
+        dense: list[tuple[int, float]],
+        lexical: list[tuple[int, float]],
         speakers: set[str],
-        keep_meta: Any,
+        keep: Callable[[int], bool],
         as_of: float | None,
-        anchors: dict[str, list[str]],
-    ) -> dict[str, float]:
+        anchors: dict[int, list[int]],
+        hits: dict[int, _Hit],
+    ) -> dict[int, float]:
         cfg = self.config
-        docs = idx.docs
-        scores: dict[str, float] = {}
+        scores: dict[int, float] = {}
+        for r, dist in dense:
+            hits.setdefault(r, _Hit()).cosine = 1.0 - dist
+        for r, v in lexical:
+            hits.setdefault(r, _Hit()).lexical = v
         # Ranks are counted within a class (derived vs the rest): a fact ranked above a turn
         # does not push the turn down the fusion, so enrichment cannot cost turns their rank.
-        for hits, weight, n in ((dense, cfg.dense_weight, cfg.dense_candidates),
-                                (lexical, cfg.lexical_weight, cfg.lexical_candidates)):  # fmt: skip
+        for found, weight, n in ((dense, cfg.dense_weight, cfg.dense_candidates),
+                                 (lexical, cfg.lexical_weight, cfg.lexical_candidates)):  # fmt: skip
             ranks = [0, 0]
-            for i, _ in hits:
-                d = docs.get(i)
-                if d is None:
-                    continue
-                c = int(d.kind in DERIVED_KINDS)
+            for r, _ in found:
+                c = int(part.is_derived(r))
                 if ranks[c] < n:
-                    scores[i] = scores.get(i, 0.0) + weight / (cfg.rrf_k + ranks[c] + 1)
+                    scores[r] = scores.get(r, 0.0) + weight / (cfg.rrf_k + ranks[c] + 1)
                     ranks[c] += 1
         if not scores:
             return scores
 
         # Versions: validity at as_of, or latest-first.
-        for i in list(scores):
-            meta = docs[i].meta
-            if docs[i].kind in DERIVED_KINDS and as_of is not None:
-                if not _fact_valid(meta, as_of):
-                    del scores[i]
-            elif docs[i].kind == "fact" and _superseded(meta):
-                successor = meta.get("superseded_by")
-                if successor and successor in scores:
-                    del scores[i]
+        for r in list(scores):
+            if part.is_derived(r) and as_of is not None:
+                if not _fact_valid(part, r, as_of):
+                    del scores[r]
+            elif part.kind_of(r) == "fact" and _superseded(part, r):
+                successor = part.superseded_by.get(r)
+                srow = part.row_of.get(successor) if successor else None
+                if srow is not None and srow in scores:
+                    del scores[r]
                 else:
-                    scores[i] *= cfg.superseded_penalty
+                    scores[r] *= cfg.superseded_penalty
+                    hits.setdefault(r, _Hit()).boosts["superseded"] = cfg.superseded_penalty
 
         # Derived items are evidence for the turns they were drawn from: lift those turns.
         if cfg.derived_share:
-            for i, s in list(scores.items()):  # a snapshot: lifted turns do not lift further
-                in_scope = self._anchors(idx, i, keep_meta, anchors)
+            for r, s in list(scores.items()):  # a snapshot: lifted turns do not lift further
+                in_scope = self._anchors(part, r, keep, anchors)
                 for j in in_scope:
-                    scores[j] = scores.get(j, 0.0) + cfg.derived_share * s / len(in_scope)
+                    share = cfg.derived_share * s / len(in_scope)
+                    scores[j] = scores.get(j, 0.0) + share
+                    b = hits.setdefault(j, _Hit()).boosts
+                    b["derived"] = b.get("derived", 0.0) + share
 
         # Neighbours: adjacent turns share context; pass them part of the score.
         # Only turns pass score on, so facts/episodes do not use up the neighbour_sources slots.
-        turns = [(i, s) for i, s in scores.items() if docs[i].kind == "turn"]
+        turns = [(r, s) for r, s in scores.items() if part.is_turn(r)]
         top = sorted(turns, key=lambda x: -x[1])[: cfg.neighbour_sources]
-        passed: dict[str, float] = {}
-        for i, s in top:
-            if docs[i].kind != "turn":
-                continue
-            for j in idx.neighbours(i):
-                if keep_meta(docs[j].meta):
+        passed: dict[int, float] = {}
+        for r, s in top:
+            for j in part.neighbours(r):
+                if keep(j):
                     passed[j] = max(passed.get(j, 0.0), cfg.neighbour_share * s)
         for j, s in passed.items():
             scores[j] = scores.get(j, 0.0) + s
+            hits.setdefault(j, _Hit()).boosts["neighbour"] = s
 
         temporal = is_temporal_question(query)
-        window = relative_window(query, idx.latest_ts) if idx.latest_ts else None
-        dated = absolute_window(query, idx.latest_ts or None) if cfg.date_boost else None
-        for i in scores:
-            d = docs[i]
+        window = relative_window(query, part.latest_ts) if part.latest_ts else None
+        dated = absolute_window(query, part.latest_ts or None) if cfg.date_boost else None
+        for r in scores:
             lift = 1.0
-            if speakers and d.role and d.role.split()[0] in speakers:
+            parts: dict[str, float] = {}
+            first = part.first_role(r)
+            if speakers and first and first in speakers:
                 lift += cfg.speaker_boost
-            if temporal and d.timely:
+                parts["speaker"] = cfg.speaker_boost
+            if temporal and part.timely.data[r]:
                 lift += cfg.time_boost
-            ts = d.meta.get("ts")
-            if isinstance(ts, int | float):
+                parts["time"] = cfg.time_boost
+            ts = part.ts(r)
+            if ts is not None:
                 if window is not None and window[0] <= ts <= window[1]:
                     lift += cfg.window_boost
+                    parts["window"] = cfg.window_boost
                 if dated is not None and dated[0] <= ts < dated[1]:
                     lift += cfg.date_boost
-            scores[i] *= lift
+                    parts["date"] = cfg.date_boost
+            scores[r] *= lift
+            if parts:
+                hits.setdefault(r, _Hit()).boosts.update(parts)
 
         return scores
 
     def _session_prior(
         self,
-        idx: TenantIndex,
-        scores: dict[str, float],
+        part: Partition,
+        scores: dict[int, float],
         q_tokens: list[str],
         weights: dict[str, float] | None,
-        vector: list[float],
-        keep_meta: Any,
-    ) -> dict[tuple[Any, ...], float]:
+        q: np.ndarray,
+        keep: Callable[[int], bool],
+        hits: dict[int, _Hit],
+    ) -> dict[int, float]:
         """Lift items of the sessions that match the query best, as whole sessions.
 
         Sessions are ranked three ways: BM25 over each session's turns taken as one document
@@ -706,88 +498,113 @@ class Retriever:
         ``1 + session_boost x`` (its session's fused score / the best one's).
         """
         cfg = self.config
-        docs = idx.docs
-        in_play = {docs[i].session for i in scores}
-        lists: list[tuple[float, list[tuple[Any, ...]]]] = []
+        session = part.session.data
+        in_play = {int(session[r]) for r in scores}
+        lists: list[tuple[float, list[int]]] = []
         if cfg.session_turn_weight:
-            per_session: dict[tuple[Any, ...], list[float]] = {}
-            for i, s in scores.items():
-                per_session.setdefault(docs[i].session, []).append(s)
+            per_session: dict[int, list[float]] = {}
+            for r, s in scores.items():
+                per_session.setdefault(int(session[r]), []).append(s)
             turn_s = {key: sum(sorted(v, reverse=True)[: cfg.session_top]) for key, v in per_session.items()}
             lists.append((cfg.session_turn_weight, sorted(turn_s, key=lambda x: -turn_s[x])))
-        lengths, keys, centroids = idx.session_stats()
+        lengths = part.session_lengths()
         if cfg.session_lexical_weight and lengths:
-            kept: dict[str, bool] = {}
 
-            def group_of(doc_id: str) -> tuple[Any, ...] | None:
-                d = docs.get(doc_id)
-                if d is None or d.kind != "turn" or d.session not in in_play:
+            def group_of(row: int) -> int | None:
+                if not part.is_turn(row):
                     return None
-                ok = kept.get(doc_id)
-                if ok is None:
-                    ok = kept[doc_id] = bool(keep_meta(d.meta))
-                return d.session if ok else None
+                g = int(session[row])
+                return g if g in in_play and keep(row) else None
 
-            lex_s = idx.bm25.group_scores(q_tokens, group_of, lengths, weights)
+            lex_s = part.group_bm25(q_tokens, group_of, lengths, weights)
             lists.append((cfg.session_lexical_weight, sorted(lex_s, key=lambda x: -lex_s[x])))
-        if cfg.session_dense_weight and keys:
-            q = np.asarray(vector, dtype=np.float32)
-            sims = centroids @ (q / (float(np.linalg.norm(q)) or 1.0))
-            order = [keys[j] for j in np.argsort(-sims, kind="stable") if keys[j] in in_play]
-            lists.append((cfg.session_dense_weight, order))
-        fused: dict[tuple[Any, ...], float] = {}
+        if cfg.session_dense_weight:
+            keys, rows = [], []
+            for g, members in part.session_rows.items():
+                vecs = [
+                    part.vectors[r]
+                    for r in members
+                    if part.has_vec.data[r] and part.flags["indexed"].data[r] != 0
+                ]
+                if vecs:
+                    c = np.mean(vecs, axis=0)
+                    keys.append(g)
+                    rows.append(c / (float(np.linalg.norm(c)) or 1.0))
+            if rows:
+                sims = np.stack(rows) @ q
+                order = [keys[j] for j in np.argsort(-sims, kind="stable") if keys[j] in in_play]
+                lists.append((cfg.session_dense_weight, order))
+        fused: dict[int, float] = {}
         for w, ranking in lists:
             for rank, key in enumerate(ranking):
                 fused[key] = fused.get(key, 0.0) + w / (cfg.session_rrf_k + rank + 1)
         best = max(fused.values(), default=0.0)
         if best <= 0:
             return fused
-        for i in scores:
-            scores[i] *= 1.0 + cfg.session_boost * fused.get(docs[i].session, 0.0) / best
+        for r in scores:
+            lift = 1.0 + cfg.session_boost * fused.get(int(session[r]), 0.0) / best
+            scores[r] *= lift
+            if lift != 1.0:
+                hits.setdefault(r, _Hit()).boosts["session"] = lift - 1.0
         return fused
 
     @staticmethod
     def _with_derived(
-        idx: TenantIndex, scores: dict[str, float], items: list[MemoryItem], k: int
-    ) -> list[MemoryItem]:
-        """The items to pack into a context: ``items`` plus the best facts/episodes they lack.
+        part: Partition, scores: dict[int, float], picked: list[tuple[int, float]], k: int
+    ) -> list[tuple[int, float, int]]:
+        """The best facts/episodes the picked list lacks, for the context: ``(row, score, position)``.
 
         In the flat list a derived item waits for its source turns (see :meth:`_select`), so
         few make it; the context offers up to ``k`` of them by their own score, each placed
-        before the first item that scored lower.
+        before the first item that scored lower (``position`` counts picked items before it).
         """
-        have = {i.id for i in items}
-        derived = [(i, s) for i, s in scores.items() if idx.docs[i].kind in DERIVED_KINDS and i not in have]
-        derived = sorted(derived, key=lambda x: (-x[1], x[0]))[:k]
-        if not derived:
-            return items
-        merged: list[MemoryItem] = []
-        queue = list(items)
-        for i, s in derived:
-            while queue and (queue[0].score or 0.0) >= s:
-                merged.append(queue.pop(0))
-            d = idx.docs[i]
-            merged.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))
-        return merged + queue
+        have = {r for r, _ in picked}
+        derived = [(r, s) for r, s in scores.items() if part.is_derived(r) and r not in have]
+        derived = sorted(derived, key=lambda x: (-x[1], part.ids[x[0]]))[:k]
+        out = []
+        pos = 0
+        for r, s in derived:
+            while pos < len(picked) and picked[pos][1] >= s:
+                pos += 1
+            out.append((r, round(s, 6), pos))
+        return out
 
     @staticmethod
-    def _anchors(idx: TenantIndex, doc_id: str, keep_meta: Any, memo: dict[str, list[str]]) -> list[str]:
+    def _merge_derived(items: list[MemoryItem], extra: list[tuple[MemoryItem, int]]) -> list[MemoryItem]:
+        merged: list[MemoryItem] = []
+        at = 0
+        for x, before in extra:
+            while at < len(items) and at < before:
+                merged.append(items[at])
+                at += 1
+            merged.append(x)
+        return merged + items[at:]
+
+    @staticmethod
+    def _anchors(
+        part: Partition, row: int, keep: Callable[[int], bool], memo: dict[int, list[int]]
+    ) -> list[int]:
         """The source turns of a derived item that exist and pass the search's filter (memoised)."""
-        d = idx.docs[doc_id]
-        if not d.sources:
+        srcs = part.sources.get(row)
+        if not srcs:
             return []
-        got = memo.get(doc_id)
+        got = memo.get(row)
         if got is None:
-            docs = idx.docs
-            got = memo[doc_id] = [
-                j for j in d.sources if j in docs and j != doc_id and keep_meta(docs[j].meta)
+            me = part.ids[row]
+            got = memo[row] = [
+                j for s in srcs if s != me and (j := part.row_of.get(s)) is not None and keep(j)
             ]
         return got
 
     def _select(
-        self, idx: TenantIndex, scores: dict[str, float], k: int, keep_meta: Any, memo: dict[str, list[str]]
-    ) -> list[MemoryItem]:
-        """Top ``k`` items, near-duplicates dropped, optionally spread over sessions.
+        self,
+        part: Partition,
+        scores: dict[int, float],
+        k: int,
+        keep: Callable[[int], bool],
+        memo: dict[int, list[int]],
+    ) -> list[tuple[int, float]]:
+        """Top ``k`` rows, near-duplicates dropped, optionally spread over sessions.
 
         A fact or episode whose source turns are in scope is picked only once all of them
         have been picked (its score already lifted them): it then sits right after its
@@ -795,13 +612,15 @@ class Retriever:
         it is. Derived items without sources in scope (e.g. ``kinds=["fact"]``) rank freely.
         """
         cfg = self.config
-        pool = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
-        anchors = {i: a for i, _ in pool if (a := self._anchors(idx, i, keep_meta, memo))}
-        picked: set[str] = set()
-        kept: list[_Doc] = []
+        ids = part.ids
+        session = part.session.data
+        pool = sorted(scores.items(), key=lambda x: (-x[1], ids[x[0]]))
+        anchors = {r: a for r, _ in pool if (a := self._anchors(part, r, keep, memo))}
+        picked: set[int] = set()
+        kept: list[frozenset[str]] = []
         seen_norm: set[str] = set()
-        per_session: dict[tuple[Any, ...], int] = {}
-        out: list[MemoryItem] = []
+        per_session: dict[int, int] = {}
+        out: list[tuple[int, float]] = []
         while pool and len(out) < k:
             # The head of the list is spread harder over sessions than the rest.
             div = cfg.head_diversity if len(out) < cfg.head_size else cfg.session_diversity
@@ -815,37 +634,32 @@ class Retriever:
                 a = anchors.get(j)
                 if a is not None and not picked.issuperset(a):
                     continue  # waits for its source turns
-                v = (
-                    raw
-                    if a is not None or div >= 1.0
-                    else raw * div ** per_session.get(idx.docs[j].session, 0)
-                )
+                v = raw if a is not None or div >= 1.0 else raw * div ** per_session.get(int(session[j]), 0)
                 if v > best:
                     at, best = n, v
             if at < 0:
                 break
-            i, s = pool.pop(at)
-            d = idx.docs[i]
-            if d.norm in seen_norm:
+            r, s = pool.pop(at)
+            text = part.texts[r]
+            norm = _normalise(text)
+            if norm in seen_norm:
                 continue
-            if d.tokens and any(
-                len(d.tokens & o.tokens) / len(d.tokens | o.tokens) >= cfg.dedup_jaccard
-                for o in kept
-                if o.tokens
-            ):
+            tokens = frozenset(tokenize(text))
+            if tokens and any(len(tokens & o) / len(tokens | o) >= cfg.dedup_jaccard for o in kept if o):
                 continue
-            seen_norm.add(d.norm)
-            kept.append(d)
-            picked.add(i)
-            if i not in anchors:
-                per_session[d.session] = per_session.get(d.session, 0) + 1
+            seen_norm.add(norm)
+            kept.append(tokens)
+            picked.add(r)
+            if r not in anchors:
+                g = int(session[r])
+                per_session[g] = per_session.get(g, 0) + 1
                 # Reported scores follow the returned order: an item picked ahead of a
                 # better-scored one (to spread the head over sessions) reports its discounted
                 # score, capped by the score of the item above it.
-                s *= div ** (per_session[d.session] - 1) if div < 1.0 else 1.0
-            if out and out[-1].score is not None:
-                s = min(s, out[-1].score)
-            out.append(rec.to_item(d.id, d.text, d.meta, score=round(s, 6)))
+                s *= div ** (per_session[g] - 1) if div < 1.0 else 1.0
+            if out:
+                s = min(s, out[-1][1])
+            out.append((r, round(s, 6)))
         return out
 
 
@@ -861,4 +675,4 @@ def expand_to_turns(items: list[MemoryItem]) -> list[str]:
     return list(out)
 
 
-__all__ = ["RetrievalConfig", "Retriever", "TenantIndex", "expand_to_turns", "format_item", "pack_context"]
+__all__ = ["RetrievalConfig", "Retriever", "expand_to_turns", "format_item", "pack_context"]

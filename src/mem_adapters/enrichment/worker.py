@@ -16,13 +16,16 @@ Order of writes in one job (each step idempotent):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # registers its exit hook before ours (they run last-first)
 import json
 import logging
 import math
 import re
+import threading
 import time
 import uuid
-from collections import Counter, deque
+import weakref
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -30,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from .. import records as rec
-from ..errors import JobError
+from ..errors import ClosedError, JobError
 from ..models import DEFAULT_TENANT, JobStatus, MemoryItem
-from ..store import AUX_VECTOR
+from ..data import AUX_VECTOR
 from .rules import _NOT_ENTITY, _STOP, RuleExtractor
 from .types import ACCUMULATING_PREDICATES, EpisodeSummary, ExtractedFact, ExtractionError, TurnInput
 
@@ -42,8 +45,33 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCOPE_FIELDS = ("tenant_id", "sub_tenant_id", "user_id", "agent_id", "session_id", "sub_session_id", "role")
+_JOB_TENANTS_KEPT = 10_000  # job ids whose tenant is remembered (older ones are looked up)
 _POSITIVE = {"likes", "loves", "enjoys", "prefers", "adores", "yes"}
 _NEGATIVE = {"dislikes", "hates", "avoids", "no", "none"}
+
+
+_exiting = threading.Event()
+_LIVE: weakref.WeakSet[Enricher] = weakref.WeakSet()  # enrichers whose worker task was started
+
+
+def _on_interpreter_exit() -> None:
+    # Runs before concurrent.futures refuses new work (threading's exit hooks run last-first):
+    # from then on a failing step is the interpreter shutting down, not a bad job, so a worker
+    # stops quietly and leaves its job pending for the next engine opened on the store.
+    _exiting.set()
+    for enricher in list(_LIVE):
+        task = enricher._task
+        if task is None or task.done():
+            continue
+        # A worker whose loop was left without being closed (run_until_complete, then exit)
+        # can no longer be cancelled; its work is durable, so its end needs no warning.
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        loop = task.get_loop()
+        if loop.is_running() and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+
+threading._register_atexit(_on_interpreter_exit)  # type: ignore[attr-defined]
 
 
 def _norm(value: str) -> str:
@@ -138,6 +166,7 @@ class Enricher:
         self._resumed = False
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._closed = False
+        self._job_tenants: OrderedDict[str, str] = OrderedDict()  # job id -> tenant (recent jobs)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -172,18 +201,25 @@ class Enricher:
         self._resumed = False
         self._current = None
         self._task = loop.create_task(self._run(), name="mem-adapters-enrichment")
+        _LIVE.add(self)
 
     async def aclose(self) -> None:
-        """Stop the worker; unfinished jobs stay pending in Chroma and resume on next start."""
+        """Stop the worker; unfinished jobs stay pending in Chroma and resume on next start.
+
+        The running job is cancelled (its finished steps are kept: every step is idempotent).
+        Idempotent; nothing is logged.
+        """
         self._closed = True
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
-            try:
-                if task.get_loop() is asyncio.get_running_loop():
-                    await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            if task.get_loop() is asyncio.get_running_loop():
+                # Awaited, so the loop never holds a pending task ("Task was destroyed...").
+                await asyncio.gather(task, return_exceptions=True)
+
+    def _stopping(self) -> bool:
+        """Whether a failure now is the worker being shut down rather than a bad job."""
+        return self._closed or _exiting.is_set()
 
     def _lock(self, tenant_id: str, session_id: str) -> asyncio.Lock:
         key = (tenant_id, session_id)
@@ -205,6 +241,7 @@ class Enricher:
 
     async def _create_job(self, tenant_id: str, session_id: str, user_id: str, turn_ids: list[str]) -> str:
         job_id = f"job_{uuid.uuid4().hex}"
+        self._remember_tenant(job_id, tenant_id)
         _, aux = await self.engine.collections(tenant_id)  # type: ignore[misc]
         now = time.time()
         await aux.upsert(
@@ -215,7 +252,32 @@ class Enricher:
         )  # fmt: skip
         return job_id
 
+    def _remember_tenant(self, job_id: str, tenant_id: str) -> None:
+        self._job_tenants[job_id] = tenant_id
+        self._job_tenants.move_to_end(job_id)
+        while len(self._job_tenants) > _JOB_TENANTS_KEPT:
+            self._job_tenants.popitem(last=False)
+
+    async def _tenant_of(self, job_id: str, tenant_id: str | None) -> str:
+        """The tenant to read a job from: the given one, else the one the job was issued in.
+
+        A job this worker did not issue (an earlier process's) is looked up in every tenant;
+        unknown everywhere, the default tenant (whose lookup then reports the job unknown).
+        """
+        if tenant_id is not None:
+            return tenant_id
+        known = self._job_tenants.get(job_id)
+        if known is not None:
+            return known
+        if isinstance(job_id, str) and job_id:
+            for tenant in await (await self.engine.store()).tenants():
+                if await self._job_row(tenant, job_id) is not None:
+                    self._remember_tenant(job_id, tenant)
+                    return tenant
+        return DEFAULT_TENANT
+
     def _enqueue(self, tenant_id: str, job_id: str, session_id: str) -> None:
+        self._remember_tenant(job_id, tenant_id)
         if job_id in self._queued:
             return
         self._queued.add(job_id)
@@ -236,16 +298,23 @@ class Enricher:
         _, aux = await self.engine.collections(tenant_id)  # type: ignore[misc]
         await aux.update_metadata([job_id], [fields])
 
-    async def job_status(self, job_id: str, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+    async def job_status(self, job_id: str, *, tenant_id: str | None = None) -> JobStatus:
         """State of a job, read from its durable record.
 
+        Args:
+            job_id: A ``passive_job_id`` returned by ``remember``.
+            tenant_id: The job's tenant; ``None`` (the default) finds it (see ``_tenant_of``).
+
         Raises:
-            JobError: no such job in this tenant.
+            JobError: no such job (in this tenant, when one is given).
         """
         self._ensure_worker()
+        given = tenant_id
+        tenant_id = await self._tenant_of(job_id, tenant_id)
         row = await self._job_row(tenant_id, job_id)
         if row is None:
-            raise JobError(f"unknown enrichment job {job_id!r} in tenant {tenant_id!r}")
+            where = f" in tenant {tenant_id!r}" if given is not None else ""
+            raise JobError(f"unknown enrichment job {job_id!r}{where}")
         doc, md = row
         return JobStatus(
             job_id=job_id,
@@ -259,7 +328,7 @@ class Enricher:
         )
 
     async def wait(
-        self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT
+        self, job_id: str, timeout: float | None = None, *, tenant_id: str | None = None
     ) -> JobStatus:
         """Wait until the job is ``done`` or finally ``failed``; returns its status.
 
@@ -270,6 +339,7 @@ class Enricher:
             JobError: unknown job.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        tenant_id = await self._tenant_of(job_id, tenant_id)
         while True:
             status = await self.job_status(job_id, tenant_id=tenant_id)
             final = status.status == "done" or (
@@ -305,6 +375,8 @@ class Enricher:
         try:
             await self._resume()
         except Exception:
+            if self._stopping():
+                return
             logger.exception("resuming pending enrichment failed")
         self._resumed = True
         assert self._wake is not None
@@ -320,6 +392,8 @@ class Enricher:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping():
+                    return  # the job stays pending in Chroma; the next start resumes it
                 logger.exception("enrichment job %s crashed", job_id)
             finally:
                 self._queued.discard(job_id)
@@ -333,7 +407,7 @@ class Enricher:
             if pair is None:
                 continue
             mem, aux = pair
-            jobs = await aux.get(
+            jobs = await aux.get_all(
                 where={"$and": [{"type": "job"}, {"$or": [
                     {"status": {"$in": ["pending", "running"]}}, {"retrying": True}]}]},
                 include=["documents", "metadatas"],
@@ -344,7 +418,7 @@ class Enricher:
             for job_id, doc, md in rows:
                 covered.update(json.loads(doc or "{}").get("turn_ids", []))
                 self._enqueue(tenant_id, job_id, md.get("session_id", ""))
-            pending = await mem.get(
+            pending = await mem.get_all(
                 where={"$and": [{"kind": "turn"}, {"enrich": "pending"}]}, include=["metadatas"]
             )
             orphans: dict[tuple[str, str], list[tuple[int, str]]] = {}
@@ -365,6 +439,8 @@ class Enricher:
             return
         doc, md = row
         attempts = int(md.get("attempts", 0))
+        if md["status"] == "running" and attempts > 0:
+            attempts -= 1  # interrupted by a shutdown or a crash, not failed: not an attempt used
         while attempts < self.max_attempts:
             attempts += 1
             await self._set_job(tenant_id, job_id, status="running", attempts=attempts)
@@ -374,6 +450,8 @@ class Enricher:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self._stopping() or isinstance(e, ClosedError):
+                    raise  # shutting down: leave the job as it is (resumed on the next start)
                 error = f"{type(e).__name__}: {e}"[:2000]
                 retrying = attempts < self.max_attempts
                 logger.warning("enrichment job %s attempt %d failed: %s", job_id, attempts, error)
@@ -394,12 +472,13 @@ class Enricher:
         if ids:
             await mem.update_metadata(ids, [{"enrich": state} for _ in ids])
 
-    async def retry(self, job_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
+    async def retry(self, job_id: str, *, tenant_id: str | None = None) -> None:
         """Re-queue a finally failed job (its turns go back to ``enrich="pending"``).
 
         Raises:
             JobError: unknown job.
         """
+        tenant_id = await self._tenant_of(job_id, tenant_id)
         row = await self._job_row(tenant_id, job_id)
         if row is None:
             raise JobError(f"unknown enrichment job {job_id!r} in tenant {tenant_id!r}")
@@ -479,7 +558,7 @@ class Enricher:
         self, mem: Any, by_id: dict[str, Any]
     ) -> list[tuple[str, str, dict[str, Any], ExtractedFact | None]]:
         """Observations stored on these turns, with subject/predicate/value parsed by rules."""
-        got = await mem.get(
+        got = await mem.get_all(
             where={"$and": [{"kind": "fact"}, {"parent_id": {"$in": list(by_id)}}]},
             include=["documents", "metadatas"],
         )
@@ -499,7 +578,7 @@ class Enricher:
     async def _known_name(self, mem: Any, user_id: str) -> str | None:
         """The name the generic user of ``user_id`` gave (their latest ``name`` fact), if any."""
         key = rec.stable_id("k_", user_id, "user", "name")
-        got = await mem.get(
+        got = await mem.get_all(
             where={"$and": [{"kind": "fact"}, {"fact_key": key}, {"is_latest": True}]}, include=["metadatas"]
         )
         for md in got["metadatas"]:
@@ -593,7 +672,7 @@ class Enricher:
                         repairs.append((md["supersedes"], fid, float(md.get("created_at", now))))
                 continue
             if key not in latest:
-                got = await mem.get(
+                got = await mem.get_all(
                     where={"$and": [{"kind": "fact"}, {"fact_key": key}, {"is_latest": True}]},
                     include=["metadatas"],
                 )
@@ -695,7 +774,7 @@ class Enricher:
     # ------------------------------------------------------------------ episodes
 
     async def _session_episodes(self, mem: Any, session_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-        got = await mem.get(where={"$and": [{"kind": "episode"}, {"session_id": session_id}]},
+        got = await mem.get_all(where={"$and": [{"kind": "episode"}, {"session_id": session_id}]},
                             include=["documents", "metadatas"])  # fmt: skip
         return list(zip(got["ids"], got["documents"], got["metadatas"], strict=True))
 

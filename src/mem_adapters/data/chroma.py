@@ -1,5 +1,8 @@
 """The only module that talks to Chroma.
 
+Every read is paged: no ``get`` leaves without a ``limit`` (Chroma rejects a ``get`` of more
+than 32,766 records, "too many SQL variables"), and reads by id are chunked the same way.
+
 Each tenant gets two collections of its own, so tenants are isolated structurally: ``mem``
 (every memory, with its embedding) and ``aux`` (history rows, job records and bookkeeping,
 with a 1-d placeholder vector). Sync clients (``PersistentClient``, ``HttpClient``) run in a
@@ -17,13 +20,15 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
-from .errors import EmbedderMismatchError, StoreError
+from ..errors import EmbedderMismatchError, StoreError
 
 logger = logging.getLogger(__name__)
 
 AUX_VECTOR = [1.0]  # aux records are never searched by vector; Chroma still needs one
 _PREFIX = "ma-"
 STAGING_SUFFIX = "-reembed"  # a tenant's copy while reembed() swaps its memory collection
+PAGE = 5000  # records per read: well under Chroma's 32,766 SQL-variable limit
+SCHEMA = 2  # 2: every record carries a revision ("rev"); deletes leave tombstones in aux
 
 
 def collection_names(tenant_id: str) -> tuple[str, str]:
@@ -46,8 +51,44 @@ class Collection:
         return dict(self.inner.metadata or {})
 
     async def get(self, **kwargs: Any) -> dict[str, Any]:
-        """``collection.get``; results keep Chroma's shape."""
+        """``collection.get`` of at most one page; results keep Chroma's shape.
+
+        Reads by ``ids`` are chunked into pages and merged; any other read must carry a
+        ``limit`` of at most :data:`PAGE` (use :meth:`get_all` to read everything).
+        """
+        ids = kwargs.get("ids")
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) <= PAGE:
+                return await self._run(self.inner.get, **{**kwargs, "ids": ids})
+            merged: dict[str, Any] = {}
+            for i in range(0, len(ids), PAGE):
+                part = await self._run(self.inner.get, **{**kwargs, "ids": ids[i : i + PAGE]})
+                _extend(merged, part)
+            return merged
+        limit = kwargs.get("limit")
+        if limit is None or limit > PAGE:
+            raise ValueError("every get carries a limit <= PAGE; use get_all() to read everything")
         return await self._run(self.inner.get, **kwargs)
+
+    async def get_all(self, *, page: int = PAGE, **kwargs: Any) -> dict[str, Any]:
+        """Every record matching ``where`` (and ``where_document``), read page by page.
+
+        Pages are taken by offset; a caller that must see a consistent snapshot under
+        concurrent deletes checks the change feed afterwards (see ``mem_adapters.data``).
+        """
+        merged: dict[str, Any] = {}
+        offset = 0
+        while True:
+            part = await self._run(self.inner.get, **kwargs, limit=page, offset=offset)
+            _extend(merged, part)
+            got = len(part["ids"])
+            if got < page:
+                break
+            offset += got
+        if not merged:
+            merged = {"ids": [], "documents": [], "metadatas": [], "embeddings": []}
+        return merged
 
     async def query(self, **kwargs: Any) -> dict[str, Any]:
         """``collection.query``."""
@@ -89,6 +130,17 @@ class Collection:
     async def modify_metadata(self, metadata: dict[str, Any]) -> None:
         """Replace the collection's metadata."""
         await self._run(self.inner.modify, metadata=metadata)
+
+
+def _extend(merged: dict[str, Any], part: dict[str, Any]) -> None:
+    """Append one page of a ``get`` result to ``merged`` (same keys, lists concatenated)."""
+    for key in ("ids", "documents", "metadatas", "embeddings"):
+        value = part.get(key)
+        if value is None:
+            merged.setdefault(key, None)
+            continue
+        have = merged.get(key)
+        merged[key] = [*have, *value] if have is not None else list(value)
 
 
 class ChromaStore:
@@ -139,7 +191,7 @@ class ChromaStore:
             "ma_role": "mem",
             "ma_embedder": self.embedder_identity,
             "ma_dim": self.dimension,
-            "ma_schema": 1,
+            "ma_schema": SCHEMA,
         }
 
     def check_embedder(self, tenant_id: str, metadata: dict[str, Any]) -> None:
@@ -183,7 +235,7 @@ class ChromaStore:
             aux = await self._run(
                 self.client.get_or_create_collection,
                 aux_name,
-                metadata={"ma_tenant": tenant_id, "ma_role": "aux", "ma_schema": 1},
+                metadata={"ma_tenant": tenant_id, "ma_role": "aux", "ma_schema": SCHEMA},
                 embedding_function=None,
             )
             limit = await self._batch_limit()
@@ -195,7 +247,7 @@ class ChromaStore:
         """Finish a migration that died after dropping the old collection: the staging copy is whole."""
         staging = await self.get_raw(f"{mem_name}{STAGING_SUFFIX}")
         logger.warning("recovering %s from its re-embedding staging copy", mem_name)
-        got = await staging.get(include=["embeddings", "documents", "metadatas"])
+        got = await staging.get_all(include=["embeddings", "documents", "metadatas"])
         target = await self.create_raw(mem_name, staging.metadata)
         if got["ids"]:
             vectors = [list(map(float, v)) for v in got["embeddings"]]

@@ -1,0 +1,375 @@
+"""The data layer: Chroma (the source of truth) and every index derived from it, kept in step.
+
+Writes go through :meth:`DataLayer.write_records`, :meth:`DataLayer.set_metadata` and
+:meth:`DataLayer.delete_records`. Each stamps a revision (:mod:`.clock`) on what it writes;
+a delete also leaves a *tombstone* (``type: tombstone``, the deleted id, its user and the
+revision; no text) in the tenant's aux collection. A process that holds a partition
+(:mod:`.partition`) applies its own writes to it directly and, before each search, reads
+only what other processes changed since its watermark: records whose ``rev`` is newer, and
+newer tombstones. Nothing is rebuilt because someone else wrote, and a write acknowledged
+by one process is in every other process's next search (within the clock-skew window).
+
+Partitions are loaded lazily, one per searched scope (a user of a tenant, or the whole
+tenant), with paged reads, and evicted least-recently-used when their total size passes
+``partition_budget_mb`` (``$MEM_ADAPTERS_PARTITION_BUDGET_MB``, default 1024).
+Tombstones older than ``TOMBSTONE_TTL_S`` are removed by the expiry sweep; a partition
+that has not caught up for that long is reloaded instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import records as rec
+from ..filters import all_of
+from .chroma import AUX_VECTOR, ChromaStore, Collection
+from .clock import RevisionClock
+from .partition import Partition
+
+logger = logging.getLogger(__name__)
+
+BUDGET_ENV = "MEM_ADAPTERS_PARTITION_BUDGET_MB"
+DEFAULT_BUDGET_MB = 1024
+TOMBSTONE_TTL_S = 24 * 3600.0
+TOMBSTONE_PREFIX = "x:"
+
+PartitionKey = tuple[str, str | None]
+
+
+def user_of(meta: dict[str, Any]) -> str:
+    """The partition a record belongs to: its ``user_id`` as stored (``""`` for none)."""
+    u = meta.get("user_id")
+    return u if isinstance(u, str) else ""
+
+
+class DataLayer:
+    """Owns the Chroma store and the derived partitions of every tenant.
+
+    Args:
+        store: The per-tenant Chroma collections.
+        dimension: Embedding dimension (partitions hold unit vectors of this size).
+        clock: Revision clock (tests pass one with an offset).
+        partition_budget_mb: Memory budget of the partition cache.
+    """
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        dimension: int,
+        *,
+        clock: RevisionClock | None = None,
+        partition_budget_mb: float | None = None,
+    ) -> None:
+        self.store = store
+        self.dimension = dimension
+        self.clock = clock or RevisionClock()
+        if partition_budget_mb is None:
+            partition_budget_mb = float(os.environ.get(BUDGET_ENV) or DEFAULT_BUDGET_MB)
+        self.budget_bytes = int(partition_budget_mb * 1024 * 1024)
+        self._parts: OrderedDict[PartitionKey, Partition] = OrderedDict()
+        self._locks: dict[PartitionKey, asyncio.Lock] = {}
+        self.reads = 0  # records read from Chroma for partitions (loads and catch-ups)
+
+    # ------------------------------------------------------------------ collections
+
+    async def collections(
+        self, tenant_id: str, *, create: bool = True
+    ) -> tuple[Collection, Collection] | None:
+        """The tenant's ``(mem, aux)`` collections (``None`` if absent and not ``create``)."""
+        pair = await self.store.open(tenant_id, create=create)
+        if pair is not None and pair[0].metadata.get("ma_schema", 1) < 2:
+            await self._migrate_revisions(tenant_id, pair)
+        return pair
+
+    async def mem(self, tenant_id: str) -> Collection:
+        """The tenant's memory collection (created if absent)."""
+        pair = await self.collections(tenant_id)
+        assert pair is not None
+        return pair[0]
+
+    async def _migrate_revisions(self, tenant_id: str, pair: tuple[Collection, Collection]) -> None:
+        """Stamp a revision on every record of a store written before revisions existed."""
+        mem, aux = pair
+        got = await mem.get_all(include=["metadatas"])
+        rev = self.clock.next(max(1, len(got["ids"])))
+        ids = list(got["ids"])
+        await mem.update_metadata(ids, [{"rev": rev + n} for n in range(len(ids))])
+        await mem.modify_metadata({**mem.metadata, "ma_schema": 2})
+        await aux.delete(["__generation__"])  # the old whole-tenant staleness token
+        self.store.forget(tenant_id)
+        logger.info("stamped revisions on %d records of tenant %r (store format 2)", len(ids), tenant_id)
+
+    # ------------------------------------------------------------------ writes
+
+    @staticmethod
+    def live(where: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``where`` ANDed with "not expired" (expiry is invisible to every read at once)."""
+        clause = all_of({"expires_at": {"$gt": time.time()}}, where)
+        assert clause is not None
+        return clause
+
+    async def write_records(
+        self,
+        tenant_id: str,
+        ids: list[str],
+        texts: list[str],
+        metas: list[dict[str, Any]],
+        embeddings: list[list[float]],
+    ) -> None:
+        """Upsert records (one Chroma call per batch limit), each stamped with a new revision."""
+        if not ids:
+            return
+        rev = self.clock.next(len(ids))
+        stamped = [{**m, "rev": rev + n} for n, m in enumerate(metas)]
+        mem = await self.mem(tenant_id)
+        await mem.upsert(ids, embeddings, texts, stamped)
+        for key, part in self._held(tenant_id):
+            for i, t, m, e in zip(ids, texts, stamped, embeddings, strict=True):
+                if key[1] is None or key[1] == user_of(m):
+                    part.upsert(i, t, m, e)
+
+    async def set_metadata(self, tenant_id: str, ids: list[str], changes: dict[str, Any]) -> int:
+        """Merge ``changes`` into the metadata of existing records (a new revision each).
+
+        Returns how many of ``ids`` existed. Documents and embeddings are kept as they are.
+        """
+        mem = await self.mem(tenant_id)
+        got = await mem.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+        if not got["ids"]:
+            return 0
+        rev = self.clock.next(len(got["ids"]))
+        revs = [{**changes, "rev": rev + n} for n in range(len(got["ids"]))]
+        await mem.update_metadata(list(got["ids"]), revs)
+        held = self._held(tenant_id)
+        for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
+            meta = {**m, **revs[n]}
+            for key, part in held:
+                if key[1] is None or key[1] == user_of(meta):
+                    part.upsert(i, d or "", meta, got["embeddings"][n])
+        return len(got["ids"])
+
+    async def delete_records(self, tenant_id: str, ids: list[str]) -> None:
+        """Delete records, leaving a tombstone (id, user, revision; no text) for each."""
+        if not ids:
+            return
+        mem, aux = await self._pair(tenant_id)
+        got = await mem.get(ids=ids, include=["metadatas"])
+        if not got["ids"]:
+            return
+        await mem.delete(list(got["ids"]))
+        # After the delete: a crash in between leaves a ghost in other processes' partitions,
+        # which search drops when it reads the hit back from Chroma (see fetch()).
+        rev = self.clock.next(len(got["ids"]))
+        metas = [{"type": "tombstone", "target": i, "user_id": user_of(m), "rev": rev + n}
+                 for n, (i, m) in enumerate(zip(got["ids"], got["metadatas"], strict=True))]  # fmt: skip
+        await aux.upsert([TOMBSTONE_PREFIX + i for i in got["ids"]], [AUX_VECTOR] * len(metas),
+                         [""] * len(metas), metas)  # fmt: skip
+        for _, part in self._held(tenant_id):
+            for i in got["ids"]:
+                part.remove(i)
+
+    async def _pair(self, tenant_id: str) -> tuple[Collection, Collection]:
+        pair = await self.collections(tenant_id)
+        assert pair is not None
+        return pair
+
+    async def purge_tombstones(self, tenant_id: str) -> int:
+        """Remove tombstones older than the TTL; returns the count."""
+        pair = await self.store.open(tenant_id, create=False)
+        if pair is None:
+            return 0
+        horizon = self.clock.now() - int(TOMBSTONE_TTL_S * 1e9)
+        got = await pair[1].get_all(
+            where={"$and": [{"type": "tombstone"}, {"rev": {"$lt": horizon}}]}, include=[]
+        )
+        await pair[1].delete(list(got["ids"]))
+        return len(got["ids"])
+
+    def drop_tenant(self, tenant_id: str) -> None:
+        """Forget every partition of a tenant (after an erase or a migration)."""
+        for key in [k for k in self._parts if k[0] == tenant_id]:
+            del self._parts[key]
+
+    def drop_all(self) -> None:
+        """Forget every partition (the embedder changed)."""
+        self._parts.clear()
+
+    def drop_user(self, tenant_id: str, user_id: str) -> None:
+        """Forget a user's partition and the tenant-wide one (after that user was erased)."""
+        for key in [(tenant_id, user_id), (tenant_id, None)]:
+            self._parts.pop(key, None)
+
+    # ------------------------------------------------------------------ reads
+
+    async def fetch(self, tenant_id: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Live records by id from Chroma: ``{id: (text, metadata)}``."""
+        pair = await self.store.open(tenant_id, create=False) if ids else None
+        if pair is None:  # reads never create a tenant
+            return {}
+        got = await pair[0].get(ids=list(dict.fromkeys(ids)), include=["documents", "metadatas"])
+        now = time.time()
+        return {
+            i: (d or "", m)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            if m.get("expires_at", rec.NEVER) > now
+        }
+
+    def _held(self, tenant_id: str) -> list[tuple[PartitionKey, Partition]]:
+        return [(k, p) for k, p in self._parts.items() if k[0] == tenant_id]
+
+    def cached_partition(self, tenant_id: str, user_id: str | None) -> Partition | None:
+        """The partition held for a scope, as it is (no catch-up)."""
+        return self._parts.get((tenant_id, user_id))
+
+    async def partition(self, tenant_id: str, user_id: str | None) -> Partition:
+        """The partition of a scope, loaded if absent and caught up with other processes."""
+        key = (tenant_id, user_id)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            part = self._parts.get(key)
+            stale = part is not None and self.clock.now() - part.loaded_at > TOMBSTONE_TTL_S * 1e9 / 2
+            dead = part is not None and part.n > 64 and len(part) < part.n / 2
+            if part is None or stale or dead:
+                part = await self._load(key)
+                self._parts[key] = part
+            else:
+                await self._catch_up(part)
+            self._parts.move_to_end(key)
+            self._evict(keep=key)
+            return part
+
+    async def search_view(
+        self, tenant_id: str, user_id: str | None, where: dict[str, Any]
+    ) -> tuple[Partition, np.ndarray]:
+        """The caught-up partition of a scope and the mask of its rows passing ``where``.
+
+        The columns answer filters on engine fields; a filter on caller metadata is sent to
+        Chroma (paged, ids only) and its answer turned into the mask.
+        """
+        part = await self.partition(tenant_id, user_id)
+        mask = part.mask(where)
+        if mask is None:
+            mem = await self.mem(tenant_id)
+            got = await mem.get_all(where=where, include=[])
+            mask = np.zeros(part.n, dtype=np.bool_)
+            for i in got["ids"]:
+                r = part.row_of.get(i)
+                if r is not None:
+                    mask[r] = True
+        return part, mask
+
+    async def tenant_size(self, tenant_id: str) -> int:
+        """Number of records in a tenant's memory collection (0 if absent)."""
+        pair = await self.store.open(tenant_id, create=False)
+        return 0 if pair is None else await pair[0].count()
+
+    async def candidates(
+        self, tenant_id: str, vector: list[float], n: int, where: dict[str, Any]
+    ) -> tuple[Partition, np.ndarray]:
+        """A partition of the ``n`` nearest records by Chroma's vector index, *without* a where.
+
+        For tenant-wide searches of tenants too large to hold: Chroma filters a local
+        ``where`` query by brute force, so the query goes unfiltered, over-fetched, and the
+        candidates are filtered here (columns, or Chroma by id for caller metadata).
+        """
+        mem = await self.mem(tenant_id)
+        got = await mem.query(query_embeddings=[vector], n_results=n,
+                              include=["documents", "metadatas", "embeddings"])  # fmt: skip
+        part = Partition((tenant_id, None), self.dimension)
+        embs = got["embeddings"][0] if got.get("embeddings") is not None else None
+        for j, (i, d, m) in enumerate(
+            zip(got["ids"][0], got["documents"][0], got["metadatas"][0], strict=True)
+        ):
+            part.upsert(i, d or "", m or {}, embs[j] if embs is not None else None)
+        self.reads += len(part)
+        mask = part.mask(where)
+        if mask is None:
+            ok = await mem.get(ids=list(part.row_of), where=where, include=[])
+            mask = np.zeros(part.n, dtype=np.bool_)
+            for i in ok["ids"]:
+                mask[part.row_of[i]] = True
+        return part, mask
+
+    def _scope_where(self, user_id: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        return all_of({"user_id": user_id} if user_id is not None else None, extra)
+
+    async def _load(self, key: PartitionKey) -> Partition:
+        tenant_id, user_id = key
+        mem, aux = await self._pair(tenant_id)
+        for attempt in range(3):
+            start = self.clock.now()
+            part = Partition(key, self.dimension)
+            part.loaded_at = start
+            got = await mem.get_all(where=self._scope_where(user_id),
+                                    include=["documents", "metadatas", "embeddings"])  # fmt: skip
+            self.reads += len(got["ids"])
+            embs = got["embeddings"]
+            for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
+                part.upsert(i, d or "", m or {}, embs[n] if embs is not None else None)
+            self.clock.observe(part.watermark)
+            # Pages are read by offset: a delete meanwhile can shift a record past a page
+            # boundary. Records written meanwhile are caught up by revision; deletes force
+            # one more read.
+            since = self.clock.since(start)
+            tombs = await aux.get_all(where=self._tomb_where(user_id, since), include=[])
+            if not tombs["ids"] or attempt == 2:
+                break
+            logger.debug("deletes during the load of %r; reading it again", key)
+        await self._catch_up(part)
+        logger.debug("loaded partition %r: %d records", key, len(part))
+        return part
+
+    def _tomb_where(self, user_id: str | None, since: int) -> dict[str, Any]:
+        where = all_of({"type": "tombstone"}, {"user_id": user_id} if user_id is not None else None,
+                       {"rev": {"$gt": since}})  # fmt: skip
+        assert where is not None
+        return where
+
+    async def _catch_up(self, part: Partition) -> None:
+        """Apply what other processes changed in the partition's scope since its watermark."""
+        tenant_id, user_id = part.key
+        pair = await self.store.open(tenant_id, create=False)
+        if pair is None:
+            return
+        mem, aux = pair
+        since = self.clock.since(part.watermark)
+        changed, tombs = await asyncio.gather(
+            mem.get_all(where=self._scope_where(user_id, {"rev": {"$gt": since}}), include=["metadatas"]),
+            aux.get_all(where=self._tomb_where(user_id, since), include=["metadatas"]),
+        )
+        self.reads += len(changed["ids"]) + len(tombs["ids"])
+        for m in tombs["metadatas"]:
+            held = part.rev_of(m["target"])
+            if held is not None and int(m["rev"]) > held:
+                part.remove(m["target"])
+            part.watermark = max(part.watermark, int(m["rev"]))
+        need = [i for i, m in zip(changed["ids"], changed["metadatas"], strict=True)
+                if part.rev_of(i) != int(m.get("rev", 0))]  # fmt: skip
+        if need:
+            got = await mem.get(ids=need, include=["documents", "metadatas", "embeddings"])
+            self.reads += len(got["ids"])
+            for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
+                part.upsert(i, d or "", m or {}, got["embeddings"][n])
+        self.clock.observe(part.watermark)
+
+    def _evict(self, keep: PartitionKey) -> None:
+        total = sum(p.nbytes() for p in self._parts.values())
+        for key in list(self._parts):
+            if total <= self.budget_bytes:
+                break
+            if key == keep:
+                continue
+            total -= self._parts.pop(key).nbytes()
+            logger.debug("evicted partition %r (budget %d bytes)", key, self.budget_bytes)
+
+    def held_partitions(self) -> list[PartitionKey]:
+        """Keys of the partitions held, least recently used first."""
+        return list(self._parts)
