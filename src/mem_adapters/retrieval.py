@@ -381,7 +381,8 @@ class Retriever:
             top = top[np.argsort(-sims[top], kind="stable")]
             out = [(int(rows[j]), 1.0 - float(sims[j])) for j in top if keep(int(rows[j]))][:n]
             if len(out) >= n or width == total:
-                return out
+                # Equal similarities rank by id, so the order never depends on row order.
+                return sorted(out, key=lambda x: (x[1], part.ids[x[0]]))
         return []
 
     def _score(
@@ -442,7 +443,7 @@ class Retriever:
         # Neighbours: adjacent turns share context; pass them part of the score.
         # Only turns pass score on, so facts/episodes do not use up the neighbour_sources slots.
         turns = [(r, s) for r, s in scores.items() if part.is_turn(r)]
-        top = sorted(turns, key=lambda x: -x[1])[: cfg.neighbour_sources]
+        top = sorted(turns, key=lambda x: (-x[1], part.ids[x[0]]))[: cfg.neighbour_sources]
         passed: dict[int, float] = {}
         for r, s in top:
             for j in part.neighbours(r):

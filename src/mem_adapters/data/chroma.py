@@ -71,12 +71,13 @@ class Collection:
             raise ValueError("every get carries a limit <= PAGE; use get_all() to read everything")
         return await self._run(self.inner.get, **kwargs)
 
-    async def get_all(self, *, page: int = PAGE, **kwargs: Any) -> dict[str, Any]:
+    async def get_all(self, *, page: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Every record matching ``where`` (and ``where_document``), read page by page.
 
         Pages are taken by offset; a caller that must see a consistent snapshot under
         concurrent deletes checks the change feed afterwards (see ``mem_adapters.data``).
         """
+        page = page or PAGE
         merged: dict[str, Any] = {}
         offset = 0
         while True:

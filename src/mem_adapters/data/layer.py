@@ -307,7 +307,7 @@ class DataLayer:
         for attempt in range(3):
             start = self.clock.now()
             part = Partition(key, self.dimension)
-            part.loaded_at = start
+            part.loaded_at = part.checked = start
             got = await mem.get_all(where=self._scope_where(user_id),
                                     include=["documents", "metadatas", "embeddings"])  # fmt: skip
             self.reads += len(got["ids"])
@@ -340,7 +340,10 @@ class DataLayer:
         if pair is None:
             return
         mem, aux = pair
-        since = self.clock.since(part.watermark)
+        # Whatever committed before the previous read started was seen by it; a write committed
+        # later carries a revision above that start minus the skew window (see .clock).
+        start = self.clock.now()
+        since = self.clock.since(max(part.watermark, part.checked))
         changed, tombs = await asyncio.gather(
             mem.get_all(where=self._scope_where(user_id, {"rev": {"$gt": since}}), include=["metadatas"]),
             aux.get_all(where=self._tomb_where(user_id, since), include=["metadatas"]),
@@ -359,6 +362,7 @@ class DataLayer:
             for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
                 part.upsert(i, d or "", m or {}, got["embeddings"][n])
         self.clock.observe(part.watermark)
+        part.checked = start
 
     def _evict(self, keep: PartitionKey) -> None:
         total = sum(p.nbytes() for p in self._parts.values())

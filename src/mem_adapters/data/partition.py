@@ -113,10 +113,11 @@ class Partition:
         self.df: dict[str, int] = {}
         self.n_indexed = 0
         self.total_len = 0
-        self.latest_ts = 0.0
+        self._latest_ts: float | None = None
         self.derived = 0
         self.watermark = 0  # highest rev applied
         self.loaded_at = 0  # rev clock reading when the partition was (re)loaded
+        self.checked = 0  # rev clock reading when the last catch-up (or load) started
         self._matrix_cache: tuple[int, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ writes
@@ -211,9 +212,7 @@ class Partition:
                 self.df[term] = self.df.get(term, 0) + 1
         if vector is not None and self.dim:
             self.set_vector(row, vector)
-        ts = meta.get("ts")
-        if isinstance(ts, int | float) and ts > self.latest_ts:
-            self.latest_ts = float(ts)
+        self._latest_ts = None
         self.watermark = max(self.watermark, self.revs[row])
         self._matrix_cache = None
         return row
@@ -262,6 +261,7 @@ class Partition:
                     self.postings.pop(term, None)
         self.doc_len.data[row] = 0
         self.texts[row] = ""  # dead rows keep no text
+        self._latest_ts = None
         self._matrix_cache = None
         return True
 
@@ -289,6 +289,15 @@ class Partition:
         """A row's timestamp (epoch seconds) or ``None``."""
         v = float(self.num["ts"].data[row])
         return None if math.isnan(v) else v
+
+    @property
+    def latest_ts(self) -> float:
+        """Newest timestamp among live rows (``0.0`` when none): "last week" is relative to it."""
+        if self._latest_ts is None:
+            ts = self.num["ts"].data[: self.n][self.alive.data[: self.n]]
+            ts = ts[~np.isnan(ts)]
+            self._latest_ts = float(ts.max()) if len(ts) else 0.0
+        return self._latest_ts
 
     def first_role(self, row: int) -> str | None:
         """First word of a row's role, lower-cased (the speaker as queries name it)."""

@@ -1,0 +1,353 @@
+"""The data layer: paged reads, revisions and tombstones, partitions caught up by what changed.
+
+Every test runs on real Chroma (embedded, or a real ``chroma run``). "Another process" is a
+second engine with its own client and its own data layer: nothing it writes reaches the first
+engine's partitions except through Chroma. ``test_subprocess_writer_*`` crosses a real
+process boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mem_adapters import AsyncMemoryEngine
+from mem_adapters.data import PAGE, RevisionClock
+from mem_adapters.data import chroma as chroma_mod
+from mem_adapters.data.layer import TOMBSTONE_PREFIX, DataLayer
+
+
+class HashEmbedder:
+    """A small deterministic embedder (bag of hashed words), so big stores build fast."""
+
+    identity = "test:hash-bow:16"
+    dimension = 16
+
+    def _vec(self, text: str) -> list[float]:
+        v = np.zeros(self.dimension, dtype=np.float32)
+        for w in text.lower().split():
+            v[int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        v[0] += 0.01
+        return (v / np.linalg.norm(v)).tolist()
+
+    def embed_documents(self, texts):
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+
+class Recorder:
+    """Forwards every call to a real chromadb collection and records (method, kwargs)."""
+
+    def __init__(self, inner: Any, calls: list[tuple[str, dict[str, Any]]]) -> None:
+        self._inner = inner
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._calls.append((name, kwargs))
+            return attr(*args, **kwargs)
+
+        return call
+
+
+async def _record(engine: AsyncMemoryEngine, tenant: str) -> list[tuple[str, dict[str, Any]]]:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    mem, aux = await engine.collections(tenant)
+    mem.inner = Recorder(mem.inner, calls)
+    aux.inner = Recorder(aux.inner, calls)
+    return calls
+
+
+def _turns(prefix: str, n: int, day: int = 1) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": "user" if i % 2 == 0 else "assistant",
+            "text": f"{prefix} note {i} about topic{i % 7}",
+            "timestamp": f"2024-01-{day:02d}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        }
+        for i in range(n)
+    ]
+
+
+def _gets_are_paged(calls: list[tuple[str, dict[str, Any]]]) -> None:
+    for name, kw in calls:
+        if name == "get":
+            assert kw.get("ids") is not None or (kw.get("limit") is not None and kw["limit"] <= PAGE), kw
+            if kw.get("ids") is not None:
+                assert len(kw["ids"]) <= PAGE
+
+
+async def test_user_search_sends_no_filtered_ann_query_and_every_get_is_paged(tmp_path):
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())
+    try:
+        await eng.remember(_turns("alice", 20), session_id="a1", user_id="alice")
+        await eng.remember(_turns("bob", 20), session_id="b1", user_id="bob")
+        calls = await _record(eng, "default")
+        res = await eng.search("topic3 note", user_id="alice", k=5)
+        assert res.results and all(r.user_id == "alice" for r in res.results)
+        await eng.search("topic3 note", user_id="alice", k=5, filters={"role": "user"})
+        await eng.search("topic3 note", user_id="alice", k=5, filters={"metadata.x": 1})
+        await eng.list(user_id="alice")
+        await eng.get_messages("a1")
+        await eng.erase(user_id="bob")
+        assert not [c for c in calls if c[0] == "query"], "a user-scoped search never asks Chroma's ANN"
+        assert [c for c in calls if c[0] == "get"]
+        _gets_are_paged(calls)
+    finally:
+        await eng.aclose()
+
+
+async def test_paging_reads_past_one_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(chroma_mod, "PAGE", 7)
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())
+    try:
+        await eng.remember(_turns("alice", 50), session_id="a1", user_id="alice")
+        calls = await _record(eng, "default")
+        assert len(await eng.get_messages("a1")) == 50
+        assert (await eng.list(user_id="alice", page_size=1000)).count == 50
+        assert len(await (await eng.data()).partition("default", "alice")) == 50
+        gets = [kw for name, kw in calls if name == "get" and kw.get("ids") is None]
+        assert gets and all(kw["limit"] == 7 for kw in gets)
+        assert (await eng.erase(user_id="alice")).turns == 50
+    finally:
+        await eng.aclose()
+
+
+@pytest.mark.slow
+async def test_a_tenant_above_chromas_get_limit_is_searchable_and_erasable(tmp_path):
+    """Chroma rejects a single get of more than 32,766 records; every read here is paged."""
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())
+    try:
+        n = 33_000
+        for start in range(0, n, 5000):
+            turns = _turns(f"bulk{start}", min(5000, n - start))
+            await eng.remember(turns, session_id=f"s{start}", user_id="big")
+        res = await eng.search("bulk0 note 3 topic3", user_id="big", k=3)
+        assert res.results and res.results[0].user_id == "big"
+        assert len(await (await eng.data()).partition("default", "big")) == n
+        assert (await eng.erase(user_id="big")).turns == n
+    finally:
+        await eng.aclose()
+
+
+async def test_catch_up_reads_only_what_changed(tmp_path):
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        data = await a.data()
+        # A short skew window, and a pause past it: the searcher's own recent writes are
+        # re-read by every catch-up within the window (bounded by the write rate, not by size).
+        data.clock = RevisionClock(skew_s=0.2)
+        await a.remember(_turns("base", 300), session_id="s0", user_id="u")
+        time.sleep(0.3)
+        await a.search("note", user_id="u")
+        for k in (1, 5, 20):
+            w = await b.remember(_turns(f"new{k}", k, day=2), session_id=f"s{k}", user_id="u")
+            before = data.reads
+            res = await a.search(f"new{k} note", user_id="u", k=k)
+            read = data.reads - before
+            assert set(w.active_ids) <= set((await data.partition("default", "u")).row_of)
+            # The new records (ids + metadata, then documents + vectors), plus what this
+            # process wrote within the skew window: O(k), never the 300-record partition.
+            assert read <= 3 * k + 4, (k, read)
+            assert res.results
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_deletes_leave_id_only_tombstones_and_reach_other_processes(tmp_path):
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        w = await a.remember(_turns("gone", 3), session_id="s", user_id="u")
+        assert len((await a.search("gone note", user_id="u")).results) == 3
+        await b.delete(w.active_ids[1])
+        res = await a.search("gone note", user_id="u")
+        assert w.active_ids[1] not in {r.id for r in res.results}
+        assert w.active_ids[1] not in await (await a.data()).partition("default", "u")
+        _, aux = await a.collections("default")
+        tomb = await aux.get(ids=[TOMBSTONE_PREFIX + w.active_ids[1]], include=["documents", "metadatas"])
+        assert tomb["documents"] == [""] and tomb["metadatas"][0]["target"] == w.active_ids[1]
+        assert set(tomb["metadatas"][0]) == {"type", "target", "user_id", "rev"}
+        # Old tombstones are swept (a clock two days ahead sees this one as old).
+        data = await a.data()
+        assert await data.purge_tombstones("default") == 0
+        data.clock = RevisionClock(offset_s=2 * 86400)
+        assert await data.purge_tombstones("default") == 1
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+def _fingerprint(part) -> dict[str, Any]:
+    rows = {i: r for i, r in part.row_of.items()}
+    return {
+        "ids": sorted(rows),
+        "texts": {i: part.texts[r] for i, r in rows.items()},
+        "revs": {i: part.revs[r] for i, r in rows.items()},
+        "status": {i: part.strings.values[part.status.data[r]] for i, r in rows.items()},
+        "expires": {i: float(part.num["expires_at"].data[r]) for i, r in rows.items()},
+        "vec": {i: np.round(part.vectors[r], 5).tolist() for i, r in rows.items()},
+        "df": dict(sorted(part.df.items())),
+        "n_indexed": part.n_indexed,
+        "total_len": part.total_len,
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_partition_equals_a_fresh_load_after_random_interleaved_writes(tmp_path, seed):
+    rng = random.Random(seed)
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        live: list[str] = []
+        for step in range(40):
+            eng = rng.choice([a, b])
+            op = rng.choice(["remember", "remember", "update", "delete", "expire", "add", "status"])
+            if op == "remember" or not live:
+                w = await eng.remember(
+                    _turns(f"p{step}", rng.randint(1, 4)), session_id=f"s{step % 3}", user_id="u"
+                )
+                live += w.active_ids
+            elif op == "update":
+                await eng.update(rng.choice(live), text=f"changed at step {step}", metadata={"step": step})
+            elif op == "delete":
+                victim = live.pop(rng.randrange(len(live)))
+                await eng.delete_many([victim])
+            elif op == "expire":
+                await eng.add(raw_text=f"short lived {step}", user_id="u", expiry_seconds=0.05)
+            elif op == "add":
+                m = await eng.add(raw_text=f"kept memory {step}", user_id="u", memory_id=f"k{step % 4}")
+                if m.memory_id not in live:
+                    live.append(m.memory_id)
+            else:
+                await eng.set_status([rng.choice(live)], rng.choice(["active", "archived"]))
+            if step % 5 == 0:
+                await a.search("note changed memory", user_id="u")  # a catches up mid-way
+        time.sleep(0.1)
+        await b.purge_expired("default", force=True)
+        await a.search("note", user_id="u")
+        held = await (await a.data()).partition("default", "u")
+        fresh_layer = DataLayer((await b.data()).store, HashEmbedder.dimension)
+        fresh = await fresh_layer.partition("default", "u")
+        assert _fingerprint(held) == _fingerprint(fresh)
+        q = "note changed kept memory topic3"
+        got_a = [(r.id, r.score) for r in (await a.search(q, user_id="u", k=20)).results]
+        (await a.data()).drop_all()
+        got_fresh = [(r.id, r.score) for r in (await a.search(q, user_id="u", k=20)).results]
+        assert got_a == got_fresh
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_eviction_and_reload_give_identical_results(tmp_path):
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder(), partition_budget_mb=0.01)
+    try:
+        for u in ("u1", "u2", "u3"):
+            await eng.remember(_turns(u, 40), session_id=f"{u}-s", user_id=u)
+        first = [(r.id, r.score) for r in (await eng.search("note topic2", user_id="u1", k=8)).results]
+        data = await eng.data()
+        await eng.search("note topic2", user_id="u2", k=8)
+        await eng.search("note topic2", user_id="u3", k=8)
+        assert ("default", "u1") not in data.held_partitions()  # evicted under the budget
+        again = [(r.id, r.score) for r in (await eng.search("note topic2", user_id="u1", k=8)).results]
+        assert again == first
+        assert data.held_partitions()[-1] == ("default", "u1")
+    finally:
+        await eng.aclose()
+
+
+async def test_a_writer_within_the_skew_window_is_seen_at_once(tmp_path):
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        await a.remember(_turns("first", 2), session_id="s", user_id="u")
+        await a.search("first", user_id="u")
+        (await b.data()).clock = RevisionClock(offset_s=-1.5, skew_s=2.0)  # b's clock lags 1.5 s
+        w = await b.remember(
+            [{"role": "user", "text": "lagging writer says platypus"}], session_id="s", user_id="u"
+        )
+        res = await a.search("platypus", user_id="u", k=1)
+        assert res.results[0].id == w.active_ids[0]
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+def test_clock_offset_hook_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MEM_ADAPTERS_CLOCK_OFFSET_S", "-3")
+    clock = RevisionClock()
+    assert abs(clock.now() - (time.time_ns() - 3_000_000_000)) < 1_000_000_000
+    clock.observe(clock.now() + 10**10)  # a newer revision seen elsewhere
+    assert clock.next() > clock.now() + 10**9  # never stamps below what it has seen
+
+
+_WRITER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    sys.path.insert(0, {tests!r})
+    from test_data_layer import HashEmbedder
+    from mem_adapters import AsyncMemoryEngine
+
+    async def main():
+        eng = AsyncMemoryEngine(host={host!r}, port={port}, embedder=HashEmbedder())
+        ids = []
+        for i in range({k}):
+            w = await eng.remember([{{"role": "user", "text": f"subprocess wrote okapi {{i}}"}}],
+                                   session_id="sp", user_id="u", tenant_id={tenant!r})
+            ids += w.active_ids
+        await eng.aclose()
+        print(json.dumps(ids))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.server
+async def test_subprocess_writer_on_a_chroma_server_is_in_the_next_search(chroma_server, tmp_path):
+    host, port = chroma_server
+    tenant = f"sub{time.time_ns()}"
+    eng = AsyncMemoryEngine(host=host, port=port, embedder=HashEmbedder())
+    try:
+        data = await eng.data()
+        data.clock = RevisionClock(skew_s=0.5)
+        await eng.remember(_turns("base", 50), session_id="s0", user_id="u", tenant_id=tenant)
+        time.sleep(0.6)
+        await eng.search("note", user_id="u", tenant_id=tenant)
+        k = 6
+        code = _WRITER.format(tests=os.path.dirname(__file__), host=host, port=port, k=k, tenant=tenant)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "MEM_ADAPTERS_CLOCK_OFFSET_S": "-0.3"})  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        ids = json.loads(out.stdout.strip().splitlines()[-1])
+        before = data.reads
+        res = await eng.search("okapi subprocess", user_id="u", tenant_id=tenant, k=k)
+        assert data.reads - before <= 3 * k + 4
+        assert set(ids) <= set((await data.partition(tenant, "u")).row_of)
+        assert res.results[0].id in ids
+    finally:
+        await eng.erase(tenant_id=tenant)
+        await eng.aclose()
