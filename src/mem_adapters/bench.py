@@ -1,4 +1,4 @@
-"""Benchmarks: ``mem-adapters bench locomo --data FILE``.
+"""The LoCoMo retrieval benchmark behind ``mem-adapters bench locomo --data FILE``.
 
 Ingests each LoCoMo conversation through the public ``remember`` API (one session per LoCoMo
 session, the session's date as the turns' timestamps, the speaker as role, ``dia_id`` and the
@@ -8,13 +8,12 @@ category and overall, ingest throughput and query latency. Plain reference retri
 (``--baseline dense|bm25|hybrid``) run over the same stored data in the same run.
 
 The JSON report's schema is documented in ``benchmarks/README.md`` (``schema`` field
-``mem-adapters/bench-locomo/v1``).
+``mem-adapters/bench-locomo/v1``). The command's options live in
+:mod:`mem_adapters.cli.bench_cmds`; ``run_locomo(progress=...)`` reports its progress.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import json
 import logging
@@ -22,9 +21,9 @@ import os
 import platform
 import re
 import statistics
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,8 @@ SCHEMA = "mem-adapters/bench-locomo/v1"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 BASELINES = ("dense", "bm25", "hybrid")
 SYSTEM = "mem-adapters"
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: ``stage`` is ``"ingest"`` (turns) or ``"search"`` (questions)."""
 _DIA = re.compile(r"D:?(\d+):(\d+)")
 
 
@@ -253,8 +254,13 @@ def _rrf(lists: list[list[str]], k: float = 60.0) -> list[str]:
     return [i for i, _ in sorted(scores.items(), key=lambda x: (-x[1], x[0]))]
 
 
-async def _ingest(engine: Any, conv: Conversation, enrich: bool) -> tuple[dict[str, str], int]:
-    """Write a conversation through ``remember``; returns ``{turn id: dia_id}`` and turn count."""
+async def _ingest(
+    engine: Any, conv: Conversation, enrich: bool, on_session: Callable[[int], None] | None = None
+) -> tuple[dict[str, str], int]:
+    """Write a conversation through ``remember``; returns ``{turn id: dia_id}`` and turn count.
+
+    ``on_session(n)`` is called after each session with its number of turns.
+    """
     tenant = f"locomo-{conv.sample_id}"
     id_to_dia: dict[str, str] = {}
     n = 0
@@ -271,6 +277,8 @@ async def _ingest(engine: Any, conv: Conversation, enrich: bool) -> tuple[dict[s
         for tid, t in zip(result.active_ids, turns, strict=True):
             id_to_dia[tid] = t["dia_id"]
         n += len(batch)
+        if on_session is not None:
+            on_session(len(batch))
     return id_to_dia, n
 
 
@@ -283,6 +291,7 @@ async def run_locomo(
     store: str | os.PathLike[str] | None = None,
     limit: int | None = None,
     engine_factory: Any = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the LoCoMo retrieval benchmark and return the report (see the module docstring).
 
@@ -294,6 +303,7 @@ async def run_locomo(
         store: Folder for the Chroma store (default: a temporary folder, deleted after).
         limit: Only the first ``limit`` conversations.
         engine_factory: ``path -> AsyncMemoryEngine`` (tests inject a shared embedder).
+        progress: Told of each ingested session and each asked question (see :data:`Progress`).
     """
     from .async_engine import AsyncMemoryEngine
     from .lexical import BM25Index, plain_tokenize
@@ -315,11 +325,20 @@ async def run_locomo(
         engine = AsyncMemoryEngine(store, enricher="default" if enrich else None)
     tallies = {SYSTEM: _Tally(ks), **{b: _Tally(ks) for b in baselines}}
     ingest_turns, ingest_s, enrich_s = 0, 0.0, 0.0
+    total_turns = sum(len(turns) for c in convs for _, _, turns in c.sessions)
+    total_questions = sum(len(c.questions) for c in convs)
+    done = {"ingest": 0, "search": 0}
+
+    def tick(stage: str, n: int) -> None:
+        done[stage] += n
+        if progress is not None:
+            progress(stage, done[stage], total_turns if stage == "ingest" else total_questions)
+
     try:
         ingested = []
         for conv in convs:
             t0 = time.perf_counter()
-            id_to_dia, n = await _ingest(engine, conv, enrich)
+            id_to_dia, n = await _ingest(engine, conv, enrich, lambda k: tick("ingest", k))
             ingest_s += time.perf_counter() - t0
             ingest_turns += n
             ingested.append((conv, id_to_dia))
@@ -346,6 +365,7 @@ async def run_locomo(
                     tallies[SYSTEM].stages.setdefault(stage, []).append(ms)
                 ranked = [id_to_dia[i] for i in expand_to_turns(result.results) if i in id_to_dia]
                 tallies[SYSTEM].add(q.category, score_ranking(ranked[:kmax], q.evidence, ks))
+                tick("search", 1)
                 if not baselines:
                     continue
                 dense_ids: list[str] = []
@@ -489,70 +509,3 @@ def plot_recall(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------------- CLI
-
-
-def _ks(text: str) -> list[int]:
-    try:
-        ks = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"--k needs comma-separated integers, got {text!r}") from e
-    if not ks or min(ks) < 1:
-        raise argparse.ArgumentTypeError("--k values must be >= 1")
-    return ks
-
-
-def _baselines(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [n for n in names if n not in BASELINES]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"--baseline must be among {', '.join(BASELINES)}")
-    return names
-
-
-def cmd_locomo(args: argparse.Namespace) -> int:
-    """Run ``bench locomo`` from parsed arguments; returns the exit code."""
-    if not Path(args.data).is_file():
-        print(f"error: no such file: {args.data}", file=sys.stderr)
-        return 2
-    baselines = [b for group in args.baseline or [] for b in group]
-    report = asyncio.run(
-        run_locomo(
-            args.data, ks=args.k, baselines=baselines, enrich=args.enrich, store=args.store, limit=args.limit
-        )
-    )
-    print(format_table(report))
-    ing = report["ingest"]
-    print(f"\ningest: {ing['turns']} turns in {ing['seconds']} s ({ing['turns_per_s']} turns/s); "
-          f"evidence: {report['dataset']['evidence']['dropped']} dropped, "
-          f"{report['dataset']['evidence']['repaired_ids']} repaired")  # fmt: skip
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"report written to {args.out}")
-    if args.plot:
-        plot_recall(report, args.plot)
-        print(f"plot written to {args.plot}")
-    return 0
-
-
-def register(sub: Any) -> None:
-    """Add the ``bench`` command (with its ``locomo`` subcommand) to the CLI's subparsers."""
-    p_bench = sub.add_parser("bench", help="retrieval benchmarks")
-    bench_sub = p_bench.add_subparsers(dest="bench", required=True)
-    p = bench_sub.add_parser("locomo", help="LoCoMo evidence recall, session recall and latency")
-    p.add_argument("--data", required=True, help="LoCoMo JSON file (e.g. locomo-dev.json)")
-    p.add_argument("--k", type=_ks, default=[1, 5, 10, 20], help="cut-offs, e.g. 1,5,10,20")
-    p.add_argument("--out", default=None, help="write the JSON report here")
-    p.add_argument("--plot", default=None, help="write a recall@k PNG here (needs matplotlib)")
-    p.add_argument(
-        "--baseline",
-        type=_baselines,
-        action="append",
-        help="reference retrievers to run alongside: dense, bm25, hybrid (repeatable or comma list)",
-    )
-    p.add_argument("--enrich", action="store_true", help="enable background enrichment and wait for it")
-    p.add_argument("--store", default=None, help="Chroma folder (default: a temporary one, deleted after)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N conversations")
-    p.set_defaults(func=cmd_locomo)
