@@ -474,3 +474,22 @@ def test_a_killed_import_rerun_writes_each_record_once(tmp_path, embedder, layou
         again = tmp_path / "again.jsonl"
         assert cli("export", "--path", str(dest), "--out", str(again), cwd=tmp_path).returncode == 0
         assert again.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.server
+def test_store_commands_on_a_chroma_server(runner, chroma_server, tmp_path):
+    host, port = chroma_server
+    tenant = f"cli-{os.getpid()}-{tmp_path.name}"[:60]
+    store = ["--chroma-host", host, "--chroma-port", str(port), "--tenant", tenant]
+    turns = write_jsonl(tmp_path / "t.jsonl", [
+        {"role": "user", "text": "I keep bees on the roof.", "timestamp": "2025-01-01T10:00:00Z"},
+        {"role": "assistant", "text": "How many hives?", "timestamp": "2025-01-01T10:00:03Z"},
+    ])  # fmt: skip
+    assert as_json(runner, "import", str(turns), "--session", "roof", "--user", "ivo", *store)["written"] == 2
+    hits = as_json(runner, "search", "bees", "--user", "ivo", *store)["results"]
+    assert hits[0]["text"] == "I keep bees on the roof."
+    assert [u["user_id"] for u in as_json(runner, "users", *store)] == ["ivo"]
+    out = tmp_path / "e.jsonl"
+    ok(runner, "export", "--out", str(out), *store)
+    assert [r["id"] for r in _records(out)[1:]] == [h["id"] for h in as_json(runner, "show", "roof", *store)]
+    assert as_json(runner, "erase", "--yes", *store)["turns"] == 2
