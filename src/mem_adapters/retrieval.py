@@ -190,10 +190,6 @@ def _without_speakers(query: str, speakers: set[str]) -> str:
     return stripped if re.search(r"\w", stripped) else query
 
 
-def _normalise(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
 def _fact_valid(part: Partition, row: int, as_of: float) -> bool:
     created = float(part.num["created_at"].data[row])
     superseded = float(part.num["superseded_at"].data[row])
@@ -618,8 +614,8 @@ class Retriever:
         pool = sorted(scores.items(), key=lambda x: (-x[1], ids[x[0]]))
         anchors = {r: a for r, _ in pool if (a := self._anchors(part, r, keep, memo))}
         picked: set[int] = set()
-        kept: list[frozenset[str]] = []
-        seen_norm: set[str] = set()
+        kept: list[frozenset[int]] = []
+        seen_norm: set[int] = set()
         per_session: dict[int, int] = {}
         out: list[tuple[int, float]] = []
         while pool and len(out) < k:
@@ -641,12 +637,17 @@ class Retriever:
             if at < 0:
                 break
             r, s = pool.pop(at)
-            text = part.texts[r]
-            norm = _normalise(text)
+            norm = int(part.norm_hash.data[r])
             if norm in seen_norm:
                 continue
-            tokens = frozenset(tokenize(text))
-            if tokens and any(len(tokens & o) / len(tokens | o) >= cfg.dedup_jaccard for o in kept if o):
+            tokens = frozenset(part.token_ids(r))
+            # Jaccard <= min/max of the sizes: only sets of similar size can be near-duplicates.
+            nt = len(tokens)
+            if tokens and any(
+                len(tokens & o) / len(tokens | o) >= cfg.dedup_jaccard
+                for o in kept
+                if o and min(nt, len(o)) / max(nt, len(o)) >= cfg.dedup_jaccard
+            ):
                 continue
             seen_norm.add(norm)
             kept.append(tokens)

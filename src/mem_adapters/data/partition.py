@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -110,6 +111,12 @@ class Partition:
         self.sources: dict[int, tuple[str, ...]] = {}
         self.superseded_by: dict[int, str] = {}
         self.postings: dict[str, tuple[array, array]] = {}
+        # Each row's distinct tokens as term ids (one flat array + offsets) and a hash of its
+        # normalised text: near-duplicate checks read these instead of re-tokenising.
+        self.terms = _Codes()
+        self.tok_flat = array("i")
+        self.tok_start = array("q")
+        self.norm_hash = _Column(np.int64, 0)
         self.df: dict[str, int] = {}
         self.n_indexed = 0
         self.total_len = 0
@@ -119,6 +126,10 @@ class Partition:
         self.loaded_at = 0  # rev clock reading when the partition was (re)loaded
         self.checked = 0  # rev clock reading when the last catch-up (or load) started
         self._matrix_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.version = 0  # bumped by every change: derived per-search caches key on it
+        self._lengths: tuple[int, dict[int, int]] | None = None
+        self._text_bytes = 0
+        self._postings_len = 0
 
     # ------------------------------------------------------------------ writes
 
@@ -130,7 +141,7 @@ class Partition:
 
     def _grow(self, n: int) -> None:
         for col in (self.alive, self.kind, self.role, self.status, self.session, self.timely,
-                    self.doc_len, self.has_vec, *self.scope.values(), *self.num.values(),
+                    self.doc_len, self.has_vec, self.norm_hash, *self.scope.values(), *self.num.values(),
                     *self.flags.values()):  # fmt: skip
             col.grow(n)
         if self.dim and n > len(self.vectors):
@@ -145,8 +156,10 @@ class Partition:
         self.n += 1
         self._grow(self.n)
         text = text or ""
+        self.version += 1
         self.ids.append(doc_id)
         self.texts.append(text)
+        self._text_bytes += len(text) + len(doc_id)
         rev = meta.get("rev")
         self.revs.append(int(rev) if isinstance(rev, int | float) and not isinstance(rev, bool) else 0)
         self.row_of[doc_id] = row
@@ -195,9 +208,13 @@ class Partition:
         if kind == "turn":
             self.session_rows.setdefault(scode, []).append(row)
             self._order_dirty = True
+        tokens = tokenize(text)
+        self.tok_start.append(len(self.tok_flat))
+        self.tok_flat.extend(sorted({self.terms.of(t) for t in tokens}))
+        self.norm_hash.data[row] = hash(normalise(text))
         if meta.get("indexed", True):
             terms: dict[str, int] = {}
-            for t in tokenize(text):
+            for t in tokens:
                 terms[t] = terms.get(t, 0) + 1
             length = sum(terms.values())
             self.doc_len.data[row] = length
@@ -209,6 +226,7 @@ class Partition:
                     post = self.postings[term] = (array("i"), array("i"))
                 post[0].append(row)
                 post[1].append(tf)
+                self._postings_len += 1
                 self.df[term] = self.df.get(term, 0) + 1
         if vector is not None and self.dim:
             self.set_vector(row, vector)
@@ -230,6 +248,7 @@ class Partition:
         row = self.row_of.pop(doc_id, None)
         if row is None:
             return False
+        self.version += 1
         self.alive.data[row] = False
         self.has_vec.data[row] = False
         kind = int(self.kind.data[row])
@@ -252,20 +271,28 @@ class Partition:
         if self.flags["indexed"].data[row] != 0:
             self.n_indexed -= 1
             self.total_len -= int(self.doc_len.data[row])
-            for term in set(tokenize(self.texts[row])):
+            for term in (self.terms.values[t] for t in self.token_ids(row)):
                 left = self.df.get(term, 0) - 1
                 if left > 0:
                     self.df[term] = left
                 else:
                     self.df.pop(term, None)
-                    self.postings.pop(term, None)
+                    gone = self.postings.pop(term, None)
+                    if gone is not None:
+                        self._postings_len -= len(gone[0])
         self.doc_len.data[row] = 0
+        self._text_bytes -= len(self.texts[row])
         self.texts[row] = ""  # dead rows keep no text
         self._latest_ts = None
         self._matrix_cache = None
         return True
 
     # ------------------------------------------------------------------ reads
+
+    def token_ids(self, row: int) -> array:
+        """A row's distinct tokens as term ids (sorted)."""
+        end = self.tok_start[row + 1] if row + 1 < len(self.tok_start) else len(self.tok_flat)
+        return self.tok_flat[self.tok_start[row] : end]
 
     def rev_of(self, doc_id: str) -> int | None:
         """The revision held for ``doc_id`` (``None`` if not held)."""
@@ -379,7 +406,9 @@ class Partition:
         return out
 
     def session_lengths(self) -> dict[int, int]:
-        """Token length of every session that has live indexed turns."""
+        """Token length of every session that has live indexed turns (cached until a change)."""
+        if self._lengths is not None and self._lengths[0] == self.version:
+            return self._lengths[1]
         out: dict[int, int] = {}
         lens = self.doc_len.data
         indexed = self.flags["indexed"].data
@@ -387,6 +416,7 @@ class Partition:
             live = [r for r in rows if indexed[r] != 0]
             if live:
                 out[s] = int(sum(int(lens[r]) for r in live))
+        self._lengths = (self.version, out)
         return out
 
     def neighbours(self, row: int) -> list[int]:
@@ -410,10 +440,11 @@ class Partition:
         cols = sum(c.data.nbytes for c in (self.alive, self.kind, self.role, self.status, self.session,
                                            self.timely, self.doc_len, self.has_vec))  # fmt: skip
         cols += sum(c.data.nbytes for c in (*self.scope.values(), *self.num.values(), *self.flags.values()))
-        texts = sum(len(t) for t in self.texts) + 56 * len(self.texts)
-        ids = sum(len(i) for i in self.ids) + 160 * len(self.ids)
-        posts = sum(len(p[0]) * 8 + 120 for p in self.postings.values())
-        return int(cols + self.vectors.nbytes + texts + ids + posts + 8 * len(self.revs))
+        # Python object overheads: ~50 B per str, ~100 B per dict entry and per posting list.
+        strings = self._text_bytes + 110 * len(self.ids) + 100 * len(self.row_of)
+        posts = 8 * self._postings_len + 120 * len(self.postings)
+        tokens = 4 * len(self.tok_flat) + 8 * len(self.tok_start)
+        return int(cols + self.vectors.nbytes + strings + posts + tokens + 8 * len(self.revs))
 
     # ------------------------------------------------------------------ filters
 
@@ -511,6 +542,11 @@ class Partition:
 
 class _NotColumnar(Exception):
     """A where clause names a field the columns do not hold."""
+
+
+def normalise(text: str) -> str:
+    """Lower-cased words joined by single spaces: texts equal under it are duplicates."""
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _sources(meta: Mapping[str, Any]) -> tuple[str, ...]:
