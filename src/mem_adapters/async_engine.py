@@ -1301,7 +1301,10 @@ class AsyncMemoryEngine:
     async def wait(
         self, job_id: str, timeout: float | None = None, *, tenant_id: str | None = None
     ) -> JobStatus:
-        """Wait until a job is done or failed (``timeout`` seconds at most); tenant as in :meth:`job_status`."""
+        """Wait until a job is done or failed (``timeout`` seconds at most).
+
+        The tenant may be left out, as in :meth:`job_status`.
+        """
         return await self._enrichment().wait(job_id, timeout, tenant_id=tenant_id)
 
     async def wait_all(self, timeout: float | None = None) -> None:

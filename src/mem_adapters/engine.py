@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.thread  # registers its exit hook before ours (they run last-first)
+import logging
 import os
 import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 from .async_engine import AsyncMemoryEngine
-from .errors import MemAdaptersError
+from .errors import ClosedError, MemAdaptersError
 from .models import (
     DEFAULT_TENANT,
     AddResult,
@@ -30,29 +32,107 @@ from .models import (
     WriteResult,
 )
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+_EXIT_TIMEOUT = 10.0  # seconds an engine left open may take to stop at interpreter exit
 
 
 class _LoopThread:
-    """A daemon thread running an event loop that coroutines are submitted to."""
+    """A daemon thread running an event loop that coroutines are submitted to.
 
-    def __init__(self) -> None:
+    Args:
+        name: What the loop serves, for error messages.
+    """
+
+    def __init__(self, name: str = "MemoryEngine") -> None:
+        self.name = name
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="mem-adapters-loop", daemon=True)
+        self.aengine: AsyncMemoryEngine | None = None
+        self.closed = False
+        self._close_lock = threading.Lock()
         self.thread.start()
+
+    def _refuse(self, coro: Coroutine[Any, Any, Any]) -> ClosedError:
+        coro.close()  # never scheduled: no "coroutine was never awaited" warning
+        return ClosedError(f"{self.name} is closed")
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        if self.closed or self.loop.is_closed():
+            raise self._refuse(coro)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop closed between the check and the call
+            raise self._refuse(coro) from None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
             coro.close()
             raise MemAdaptersError("MemoryEngine called from its own event loop; use AsyncMemoryEngine")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = self.submit(coro)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            if self.closed:  # close() cancelled it: report why, not a bare CancelledError
+                raise ClosedError(f"{self.name} was closed during the call") from None
+            raise
+
+    async def _shutdown(self) -> None:
+        """Stop background work, then cancel whatever else still runs on the loop."""
+        try:
+            if self.aengine is not None:
+                await self.aengine.aclose()
+        finally:
+            me = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not me]
+            for task in rest:
+                task.cancel()
+            # Awaited, so no "Task was destroyed but it is pending!" when the loop closes.
+            await asyncio.gather(*rest, return_exceptions=True)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new calls, stop the engine's background work and the loop; idempotent."""
+        with self._close_lock:
+            if self.closed:
+                return
+            self.closed = True
+        _OPEN.discard(self)
+        try:
+            if self.loop.is_running() and threading.current_thread() is not self.thread:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(timeout)
+        finally:
+            self.stop()
 
     def stop(self) -> None:
+        self.closed = True
+        _OPEN.discard(self)
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=5)
-        if not self.loop.is_running():
+        if not self.loop.is_running() and not self.loop.is_closed():
             self.loop.close()
+
+
+# Loops of engines not closed yet. An engine the application forgot to close is closed at
+# interpreter exit, before the executors it uses shut down: its background enrichment then
+# stops quietly and its unfinished work stays pending in Chroma for the next open. (Strong
+# references: a running loop keeps its engine alive anyway.)
+_OPEN: set[_LoopThread] = set()
+
+
+def _close_open_engines() -> None:
+    for loop in list(_OPEN):
+        try:
+            loop.close(timeout=_EXIT_TIMEOUT)
+        except Exception:  # exiting: nothing useful to do about it, and nothing to print
+            logger.debug("closing an engine at exit failed", exc_info=True)
+
+
+# threading's exit hooks run before the atexit module's and last-registered first, so this
+# runs before concurrent.futures shuts its executors down (imported above for that reason).
+threading._register_atexit(_close_open_engines)  # type: ignore[attr-defined]
 
 
 class MemoryEngine:
@@ -74,6 +154,8 @@ class MemoryEngine:
         except BaseException:
             self._loop.stop()
             raise
+        self._loop.aengine = self._async
+        _OPEN.add(self._loop)
 
     @staticmethod
     async def _build(path: Any, kwargs: dict[str, Any]) -> AsyncMemoryEngine:
@@ -102,13 +184,16 @@ class MemoryEngine:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has stopped the engine."""
-        return self._loop.loop.is_closed() or not self._loop.thread.is_alive()
+        return self._loop.closed or self._loop.loop.is_closed() or not self._loop.thread.is_alive()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine of :attr:`aengine` on the engine's loop and wait for its result.
 
         Safe from any thread except the engine's own loop thread, where waiting would deadlock
         (that raises :class:`~mem_adapters.errors.MemAdaptersError`; await the coroutine there).
+
+        Raises:
+            ClosedError: the engine is closed (or was closed while the call ran).
         """
         return self._loop.run(coro)
 
@@ -119,14 +204,29 @@ class MemoryEngine:
 
         Async callers in another event loop await it with ``asyncio.wrap_future(...)``, so they
         never block their own loop.
+
+        Raises:
+            ClosedError: the engine is closed.
         """
-        return asyncio.run_coroutine_threadsafe(coro, self._loop.loop)
+        return self._loop.submit(coro)
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await a coroutine of :attr:`aengine` from any event loop without blocking it."""
+        """Await a coroutine of :attr:`aengine` from any event loop without blocking it.
+
+        Raises:
+            ClosedError: the engine is closed (or was closed while the call ran).
+        """
+        if self._loop.closed:
+            raise self._loop._refuse(coro)
         if asyncio.get_running_loop() is self._loop.loop:
             return await coro  # already on the engine's loop
-        return await asyncio.wrap_future(self.submit(coro))
+        try:
+            return await asyncio.wrap_future(self.submit(coro))
+        except asyncio.CancelledError:
+            cancelling = getattr(asyncio.current_task(), "cancelling", None)  # Python >= 3.11
+            if self._loop.closed and not (cancelling is not None and cancelling()):
+                raise ClosedError("MemoryEngine was closed during the call") from None
+            raise
 
     def remember(self, turns: Sequence[Turn | dict[str, Any]], *, session_id: str, **kw: Any) -> WriteResult:
         """Write a batch of turns. See :meth:`AsyncMemoryEngine.remember`."""
@@ -231,13 +331,11 @@ class MemoryEngine:
         """Delete expired records now. See :meth:`AsyncMemoryEngine.purge_expired`."""
         return self._run(self._async.purge_expired(tenant_id, force=True))
 
-    def job_status(self, job_id: str, *, tenant_id: str = DEFAULT_TENANT) -> JobStatus:
+    def job_status(self, job_id: str, *, tenant_id: str | None = None) -> JobStatus:
         """State of an enrichment job. See :meth:`AsyncMemoryEngine.job_status`."""
         return self._run(self._async.job_status(job_id, tenant_id=tenant_id))
 
-    def wait(
-        self, job_id: str, timeout: float | None = None, *, tenant_id: str = DEFAULT_TENANT
-    ) -> JobStatus:
+    def wait(self, job_id: str, timeout: float | None = None, *, tenant_id: str | None = None) -> JobStatus:
         """Wait for an enrichment job. See :meth:`AsyncMemoryEngine.wait`."""
         return self._run(self._async.wait(job_id, timeout, tenant_id=tenant_id))
 
@@ -250,11 +348,16 @@ class MemoryEngine:
         return self._run(self._async.end_session(session_id, **kw))
 
     def close(self) -> None:
-        """Stop background work and the private event loop."""
-        if self._loop.loop.is_closed():
-            return
-        self._run(self._async.aclose())
-        self._loop.stop()
+        """Stop background work and the private event loop; later calls raise ``ClosedError``.
+
+        Background enrichment is cancelled, not drained: its unfinished work stays pending in
+        Chroma and the next engine opened on the store finishes it (call :meth:`wait_all`
+        first to drain). Calls still running in other threads end with ``ClosedError``.
+        Idempotent; an engine never closed is closed this way at interpreter exit.
+        """
+        if threading.current_thread() is self._loop.thread:
+            raise MemAdaptersError("MemoryEngine.close() called from its own event loop")
+        self._loop.close()
 
     def __enter__(self) -> MemoryEngine:
         return self

@@ -16,7 +16,7 @@ Order of writes in one job (each step idempotent):
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures.thread  # registers its exit hook before ours (they run last-first)
+import concurrent.futures.thread  # noqa: F401 - registers its exit hook before ours (run last-first)
 import json
 import logging
 import math
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from .. import records as rec
+from ..data import AUX_VECTOR
 from ..errors import ClosedError, JobError
 from ..models import DEFAULT_TENANT, JobStatus, MemoryItem
-from ..data import AUX_VECTOR
 from .rules import _NOT_ENTITY, _STOP, RuleExtractor
 from .types import ACCUMULATING_PREDICATES, EpisodeSummary, ExtractedFact, ExtractionError, TurnInput
 
