@@ -351,3 +351,63 @@ async def test_subprocess_writer_on_a_chroma_server_is_in_the_next_search(chroma
     finally:
         await eng.erase(tenant_id=tenant)
         await eng.aclose()
+
+
+async def test_snapshot_lets_a_new_process_search_without_reading_the_store(tmp_path, monkeypatch):
+    from mem_adapters.data import layer as layer_mod
+
+    monkeypatch.setattr(layer_mod, "MIN_RECORDS", 10)
+    monkeypatch.setenv("MEM_ADAPTERS_CLOCK_SKEW_S", "0.2")  # recent writes are re-read within it
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    await a.remember(_turns("snap", 120), session_id="s", user_id="u")
+    time.sleep(0.3)
+    before = [(r.id, r.score) for r in (await a.search("snap note topic4", user_id="u", k=10)).results]
+    snap = (await a.data()).snapshots.path("default", "u")
+    assert snap.exists()
+    await a.aclose()
+    # Another process writes after the snapshot; the next one starts from the snapshot and
+    # reads only that write.
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    w = await b.remember([{"role": "user", "text": "snap note written later"}], session_id="s", user_id="u")
+    await b.aclose()
+    c = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        data = await c.data()
+        res = await c.search("snap note topic4", user_id="u", k=10)
+        assert data.reads <= 5, data.reads
+        assert w.active_ids[0] in await data.partition("default", "u")
+        data.drop_all()  # drops held partitions and snapshots: a full load from Chroma
+        assert not snap.exists()
+        fresh = await c.search("snap note topic4", user_id="u", k=10)
+        assert [(r.id, r.score) for r in res.results] == [(r.id, r.score) for r in fresh.results]
+        assert data.reads > 120
+        assert before  # the first process's results came from a full load as well
+    finally:
+        await c.aclose()
+
+
+async def test_damaged_or_foreign_snapshots_are_ignored_and_erase_deletes_them(tmp_path, monkeypatch):
+    from mem_adapters.data import layer as layer_mod
+
+    monkeypatch.setattr(layer_mod, "MIN_RECORDS", 10)
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    await a.remember(_turns("dmg", 60), session_id="s", user_id="u")
+    await a.search("dmg note", user_id="u")
+    snap = (await a.data()).snapshots.path("default", "u")
+    await a.aclose()
+    blob = bytearray(snap.read_bytes())
+    blob[-10] ^= 0xFF  # one flipped byte: the checksum no longer holds
+    snap.write_bytes(bytes(blob))
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        res = await b.search("dmg note", user_id="u", k=5)
+        assert res.results
+        assert (await b.data()).reads >= 60  # loaded from Chroma, not from the damaged file
+        assert snap.exists()  # rewritten whole
+        assert (await b.erase(user_id="u")).turns == 60
+        assert not snap.exists()
+        assert not (await b.search("dmg note", user_id="u")).results
+    finally:
+        await b.aclose()

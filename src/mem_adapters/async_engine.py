@@ -28,6 +28,7 @@ import pydantic
 from . import records as rec
 from .chunking import chunk_text
 from .data import AUX_VECTOR, STAGING_SUFFIX, ChromaStore, Collection, DataLayer, collection_names
+from .data.snapshots import SnapshotStore
 from .embeddings import as_embedder, count_tokens
 from .enrichment import Enricher, aextract_for_add
 from .errors import ClosedError, JobError, MemAdaptersError, NotFoundError, ValidationError
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 PATH_ENV = "MEM_ADAPTERS_PATH"
 DEFAULT_PATH = ".mem_adapters"
+SNAPSHOT_DIR = ".mem_adapters-derived"
 _PURGE_EVERY = 2.0  # seconds between expiry sweeps of one tenant
 
 
@@ -109,6 +111,9 @@ class AsyncMemoryEngine:
         partition_budget_mb: Memory budget of the derived search partitions held by this
             process (default ``$MEM_ADAPTERS_PARTITION_BUDGET_MB`` or 1024); least recently
             used partitions are evicted past it and reloaded on their next search.
+        snapshot_dir: Folder of derived partition snapshots, which let a new process search a
+            large store at once (default: ``.mem_adapters-derived`` inside an embedded store's
+            folder; none for a server unless given).
 
     Example:
         >>> import asyncio, tempfile
@@ -134,6 +139,7 @@ class AsyncMemoryEngine:
         max_workers: int = 4,
         enricher: Any = None,
         partition_budget_mb: float | None = None,
+        snapshot_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.embedder = as_embedder(embedder, model_dir=model_dir)
         self._io = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mem-adapters-io")
@@ -150,6 +156,9 @@ class AsyncMemoryEngine:
         self._store: ChromaStore | None = None
         self._data: DataLayer | None = None
         self._partition_budget_mb = partition_budget_mb
+        if snapshot_dir is None and self.path is not None:
+            snapshot_dir = self.path / SNAPSHOT_DIR
+        self._snapshots = SnapshotStore(snapshot_dir) if snapshot_dir is not None else None
         self._store_lock = asyncio.Lock()
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._last_seq = 0
@@ -188,7 +197,10 @@ class AsyncMemoryEngine:
                         self._client = client
                     store = ChromaStore(client, self._io, self.embedder.identity, self.embedder.dimension)
                     self._data = DataLayer(
-                        store, self.embedder.dimension, partition_budget_mb=self._partition_budget_mb
+                        store,
+                        self.embedder.dimension,
+                        partition_budget_mb=self._partition_budget_mb,
+                        snapshots=self._snapshots,
                     )
                     self.retriever.data = self._data
                     self._store = store
@@ -1376,6 +1388,8 @@ class AsyncMemoryEngine:
         try:
             if self.enricher is not None and hasattr(self.enricher, "aclose"):
                 await self.enricher.aclose()
+            if self._data is not None:
+                await self._data.aclose()  # snapshots of changed large partitions
         finally:
             self._io.shutdown(wait=False)
             self._cpu.shutdown(wait=False)

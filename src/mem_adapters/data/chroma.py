@@ -46,6 +46,11 @@ class Collection:
         self._max_batch = max_batch
 
     @property
+    def id(self) -> str:
+        """Chroma's id of the collection (a dropped and recreated tenant gets a new one)."""
+        return str(getattr(self.inner, "id", ""))
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """The collection's metadata as Chroma returned it when opened."""
         return dict(self.inner.metadata or {})

@@ -33,6 +33,7 @@ from ..filters import all_of
 from .chroma import AUX_VECTOR, ChromaStore, Collection
 from .clock import RevisionClock
 from .partition import Partition
+from .snapshots import MIN_RECORDS, SnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class DataLayer:
         dimension: Embedding dimension (partitions hold unit vectors of this size).
         clock: Revision clock (tests pass one with an offset).
         partition_budget_mb: Memory budget of the partition cache.
+        snapshots: Where derived snapshots of large partitions are kept (``None``: nowhere).
     """
 
     def __init__(
@@ -67,8 +69,11 @@ class DataLayer:
         *,
         clock: RevisionClock | None = None,
         partition_budget_mb: float | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.store = store
+        self.snapshots = snapshots
+        self._snapped: dict[PartitionKey, int] = {}  # partition version last written to disk
         self.dimension = dimension
         self.clock = clock or RevisionClock()
         if partition_budget_mb is None:
@@ -194,18 +199,24 @@ class DataLayer:
         return len(got["ids"])
 
     def drop_tenant(self, tenant_id: str) -> None:
-        """Forget every partition of a tenant (after an erase or a migration)."""
+        """Forget every partition and snapshot of a tenant (after an erase or a migration)."""
         for key in [k for k in self._parts if k[0] == tenant_id]:
             del self._parts[key]
+        if self.snapshots is not None:
+            self.snapshots.drop(tenant_id)
 
     def drop_all(self) -> None:
-        """Forget every partition (the embedder changed)."""
+        """Forget every partition and snapshot (the embedder changed)."""
         self._parts.clear()
+        if self.snapshots is not None:
+            self.snapshots.drop_all()
 
     def drop_user(self, tenant_id: str, user_id: str) -> None:
-        """Forget a user's partition and the tenant-wide one (after that user was erased)."""
+        """Forget a user's partition and the tenant-wide one, and their snapshots (user erased)."""
         for key in [(tenant_id, user_id), (tenant_id, None)]:
             self._parts.pop(key, None)
+        if self.snapshots is not None:
+            self.snapshots.drop(tenant_id, user_id)
 
     # ------------------------------------------------------------------ reads
 
@@ -235,12 +246,17 @@ class DataLayer:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             part = self._parts.get(key)
-            stale = part is not None and self.clock.now() - part.loaded_at > TOMBSTONE_TTL_S * 1e9 / 2
-            dead = part is not None and part.n > 64 and len(part) < part.n / 2
+            if part is None and self.snapshots is not None:
+                part = await self._from_snapshot(key)
+            # Not caught up for half the tombstone TTL: deletes it missed may be unrecorded.
+            stale = part is not None and self.clock.now() - part.checked > TOMBSTONE_TTL_S * 1e9 / 2
+            dead = part is not None and part.n > 64 and len(part) < part.n / 2  # compact by reloading
             if part is None or stale or dead:
                 part = await self._load(key)
                 self._parts[key] = part
+                await self._snapshot(part)
             else:
+                self._parts[key] = part
                 await self._catch_up(part)
             self._parts.move_to_end(key)
             self._evict(keep=key)
@@ -363,6 +379,43 @@ class DataLayer:
                 part.upsert(i, d or "", m or {}, got["embeddings"][n])
         self.clock.observe(part.watermark)
         part.checked = start
+
+    async def _from_snapshot(self, key: PartitionKey) -> Partition | None:
+        assert self.snapshots is not None
+        pair = await self.store.open(key[0], create=False)
+        if pair is None:
+            return None
+        snaps, ident, cid = self.snapshots, self.store.embedder_identity, pair[0].id
+        loop = asyncio.get_running_loop()
+        part = await loop.run_in_executor(
+            None, lambda: snaps.read(key[0], key[1], embedder=ident, collection_id=cid)
+        )
+        if part is not None:
+            self._snapped[key] = part.version
+            logger.debug("partition %r from its snapshot: %d records", key, len(part))
+        return part
+
+    async def _snapshot(self, part: Partition) -> None:
+        """Write a large partition's snapshot if it changed since the last one."""
+        if self.snapshots is None or len(part) < MIN_RECORDS or self._snapped.get(part.key) == part.version:
+            return
+        pair = await self.store.open(part.key[0], create=False)
+        if pair is None:
+            return
+        key, blob = self.snapshots.dumps(
+            part, embedder=self.store.embedder_identity, collection_id=pair[0].id
+        )
+        self._snapped[part.key] = part.version
+        snaps = self.snapshots
+        await asyncio.get_running_loop().run_in_executor(None, snaps.write, key, blob)
+
+    async def aclose(self) -> None:
+        """Write the snapshots of held partitions that changed since theirs."""
+        for part in list(self._parts.values()):
+            try:
+                await self._snapshot(part)
+            except OSError:  # derived data: a failed write costs the next process a load
+                logger.warning("could not write the snapshot of %r", part.key, exc_info=True)
 
     def _evict(self, keep: PartitionKey) -> None:
         total = sum(p.nbytes() for p in self._parts.values())

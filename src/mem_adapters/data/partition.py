@@ -61,6 +61,13 @@ class _Column:
         self.data = np.full(16, fill, dtype=dtype)
         self.fill = fill
 
+    def trimmed(self, n: int) -> _Column:
+        """A copy holding the first ``n`` values only."""
+        out = _Column.__new__(_Column)
+        out.data = self.data[: max(n, 1)].copy()
+        out.fill = self.fill
+        return out
+
     def grow(self, n: int) -> None:
         if n > len(self.data):
             new = np.full(max(n, 2 * len(self.data)), self.fill, dtype=self.data.dtype)
@@ -130,6 +137,18 @@ class Partition:
         self._lengths: tuple[int, dict[int, int]] | None = None
         self._text_bytes = 0
         self._postings_len = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without caches and without the spare capacity of the growable arrays."""
+        state = dict(self.__dict__)
+        state["_matrix_cache"] = None
+        state["vectors"] = self.vectors[: self.n].copy()
+        for name, value in state.items():
+            if isinstance(value, _Column):
+                state[name] = value.trimmed(self.n)
+            elif isinstance(value, dict) and value and isinstance(next(iter(value.values())), _Column):
+                state[name] = {k: c.trimmed(self.n) for k, c in value.items()}
+        return state
 
     # ------------------------------------------------------------------ writes
 

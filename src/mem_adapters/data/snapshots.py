@@ -1,0 +1,128 @@
+"""Derived snapshots of partitions on disk, so a new process searches at once.
+
+A snapshot is a partition as it was after a catch-up: a header line (format version,
+embedder identity, Chroma collection id, revision watermark, checksum of the payload) and
+the pickled partition. It is derived data: read only when every header field matches and
+the checksum holds, otherwise ignored (and rewritten after the next full load). After
+reading one, the data layer catches up by revision from its watermark, exactly as a
+long-running process does; a snapshot older than half the tombstone TTL is not used (the
+tombstones it would need may be gone).
+
+Snapshots live in ``<store path>/.mem_adapters-derived/`` for an embedded store (or the
+``snapshot_dir`` given); erasing a user or a tenant deletes theirs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from .partition import Partition
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+MIN_RECORDS = 2000  # smaller partitions load from Chroma faster than a file is worth
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:24]
+
+
+class SnapshotStore:
+    """Reads and writes partition snapshots under one folder.
+
+    Args:
+        root: Folder of the snapshots (created on first write).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _tenant_dir(self, tenant_id: str) -> Path:
+        return self.root / _digest(tenant_id)
+
+    def path(self, tenant_id: str, user_id: str | None) -> Path:
+        """File of a scope's snapshot."""
+        name = "_tenant" if user_id is None else _digest(user_id)
+        return self._tenant_dir(tenant_id) / f"{name}.snap"
+
+    @staticmethod
+    def dumps(part: Partition, *, embedder: str, collection_id: str) -> tuple[tuple[str, str | None], bytes]:
+        """Serialise ``part`` (on the thread that owns it, so the copy is consistent)."""
+        payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+        header = {
+            "format": FORMAT,
+            "embedder": embedder,
+            "collection": collection_id,
+            "checked": part.checked,
+            "watermark": part.watermark,
+            "crc32": zlib.crc32(payload),
+            "size": len(payload),
+            "tenant": _digest(part.key[0]),
+            "records": len(part),
+        }
+        return part.key, json.dumps(header).encode() + b"\n" + payload
+
+    def write(self, key: tuple[str, str | None], blob: bytes) -> Path:
+        """Write a serialised partition atomically (temp file, then rename); returns the file."""
+        target = self.path(*key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read(
+        self, tenant_id: str, user_id: str | None, *, embedder: str, collection_id: str
+    ) -> Partition | None:
+        """The snapshot of a scope if it is whole and matches; else ``None``."""
+        path = self.path(tenant_id, user_id)
+        try:
+            with open(path, "rb") as f:
+                header: dict[str, Any] = json.loads(f.readline())
+                payload = f.read()
+        except (OSError, ValueError):
+            return None
+        if (
+            header.get("format") != FORMAT
+            or header.get("embedder") != embedder
+            or header.get("collection") != collection_id
+            or header.get("size") != len(payload)
+            or header.get("crc32") != zlib.crc32(payload)
+        ):
+            logger.info("ignoring stale or damaged snapshot %s", path)
+            return None
+        try:
+            part = pickle.loads(payload)
+        except Exception:  # a damaged file is derived data: load from Chroma instead
+            logger.warning("unreadable snapshot %s", path, exc_info=True)
+            return None
+        if not isinstance(part, Partition) or part.key != (tenant_id, user_id):
+            return None
+        return part
+
+    def drop(self, tenant_id: str, user_id: str | None = None) -> None:
+        """Delete a user's snapshot and the tenant-wide one, or with no user, all of a tenant's."""
+        if user_id is None:
+            shutil.rmtree(self._tenant_dir(tenant_id), ignore_errors=True)
+            return
+        for path in (self.path(tenant_id, user_id), self.path(tenant_id, None)):
+            path.unlink(missing_ok=True)
+
+    def drop_all(self) -> None:
+        """Delete every snapshot (the embedder changed)."""
+        shutil.rmtree(self.root, ignore_errors=True)
