@@ -1,4 +1,4 @@
-"""Shared fixtures: the real model from ../shared, fresh embedded engines, a real Chroma server."""
+"""Shared fixtures: the real model (found as the engine finds it), fresh embedded engines, a Chroma server."""
 
 from __future__ import annotations
 
@@ -13,13 +13,22 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-MODEL_DIR = Path(os.environ.get("MEM_ADAPTERS_MODEL_DIR", SHARED / "models/all-MiniLM-L6-v2/onnx"))
-REFERENCE_VECTORS = SHARED / "models/all-MiniLM-L6-v2/reference-vectors.json"
-LOCOMO = SHARED / "data/locomo/locomo-dev.json"
-os.environ.setdefault("MEM_ADAPTERS_MODEL_DIR", str(MODEL_DIR))
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+# After the telemetry switch: importing the engine imports chromadb.
+from mem_adapters.embeddings import resolve_model_dir
+from mem_adapters.errors import ModelNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"  # small made-up data; see fixtures/README.md
+# The model as the engine finds it: $MEM_ADAPTERS_MODEL_DIR, else Chroma's cache
+# (~/.cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx). Never downloaded by the tests.
+try:
+    MODEL_DIR = resolve_model_dir(download=False)
+except ModelNotFoundError as e:
+    pytest.exit(f"The tests need the embedding model. {e}", returncode=4)
+# Subprocesses (examples, README quickstarts, crash workers) get the same files.
+os.environ.setdefault("MEM_ADAPTERS_MODEL_DIR", str(MODEL_DIR))
 
 
 @pytest.fixture(scope="session")

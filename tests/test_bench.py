@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from mem_adapters import bench
 from mem_adapters.cli import main
+
+# Two made-up conversations in LoCoMo's layout (not LoCoMo text, which is CC BY-NC).
+LOCOMO_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "locomo-tiny.json"
+# The real LoCoMo dev split, beside the checkout (../shared) on developer machines and in CI.
+LOCOMO_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo-dev.json"
 
 
 @pytest.mark.parametrize(
@@ -36,46 +43,8 @@ def test_score_ranking():
 
 
 def _tiny_locomo(path):
-    conv = {
-        "speaker_a": "Ana", "speaker_b": "Ben",
-        "session_1_date_time": "1:56 pm on 8 May, 2023",
-        "session_1": [
-            {"speaker": "Ana", "dia_id": "D1:1", "text": "Hi Ben! I adopted a grey cat named Pixel."},
-            {"speaker": "Ben", "dia_id": "D1:2", "text": "Lovely. I play the cello in an orchestra."},
-            {"speaker": "Ana", "dia_id": "D1:3", "text": "Look at this!",
-             "blip_caption": "a photo of a kayak on a lake"},
-        ],
-        "session_2_date_time": "10:00 am on 1 June, 2023",
-        "session_2": [
-            {"speaker": "Ben", "dia_id": "D2:1", "text": "I went to Iceland last week for the glaciers."},
-            {"speaker": "Ana", "dia_id": "D2:2", "text": "Amazing! Pixel knocked over my plants yesterday."},
-        ],
-        "session_3_date_time": "10:00 am on 2 June, 2023",  # a date without a session, as in LoCoMo
-    }  # fmt: skip
-    qa = [
-        {
-            "question": "What is the name of Ana's cat?",
-            "answer": "Pixel",
-            "evidence": ["D1:1"],
-            "category": 4,
-        },
-        {
-            "question": "What instrument does Ben play?",
-            "answer": "cello",
-            "evidence": ["D:1:2"],
-            "category": 4,
-        },
-        {
-            "question": "When did Ben go to Iceland?",
-            "answer": "May 2023",
-            "evidence": ["D2:1; D1:2"],
-            "category": 2,
-        },
-        {"question": "What did Ana photograph?", "answer": "kayak", "evidence": ["D1:03"], "category": 1},
-        {"question": "Unanswerable?", "adversarial_answer": "x", "evidence": ["D1:1"], "category": 5},
-        {"question": "Broken evidence", "answer": "x", "evidence": ["D"], "category": 3},
-    ]
-    path.write_text(json.dumps([{"sample_id": "conv-x", "conversation": conv, "qa": qa}]))
+    """Two made-up conversations in LoCoMo's layout (tests/fixtures/locomo-tiny.json), copied to ``path``."""
+    shutil.copyfile(LOCOMO_FIXTURE, path)
     return path
 
 
@@ -84,7 +53,7 @@ async def test_run_locomo_end_to_end(tmp_path, embedder):
 
     data = _tiny_locomo(tmp_path / "tiny.json")
     report = await bench.run_locomo(
-        data, ks=[1, 5], baselines=["dense", "bm25", "hybrid"],
+        data, ks=[1, 5], baselines=["dense", "bm25", "hybrid"], limit=1,
         engine_factory=lambda path: AsyncMemoryEngine(path, embedder=embedder),
     )  # fmt: skip
     assert report["schema"] == bench.SCHEMA
@@ -155,3 +124,26 @@ def test_enrich_derives_facts_that_search_can_use(tmp_path):
             for item in engine.list(kinds=["fact"], tenant_id=tenant, page_size=100).results
         ]
     assert any("Pixel" in f.text for f in facts), [f.text for f in facts]
+
+
+def test_fixture_has_locomo_layout():
+    convs, stats = bench.load_locomo(LOCOMO_FIXTURE)
+    assert [c.sample_id for c in convs] == ["conv-x", "conv-y"]
+    assert convs[1].speakers == ["Mia", "Omar"] and [n for n, _, _ in convs[1].sessions] == [1, 2]
+    assert [q.evidence for q in convs[1].questions] == [["D1:2"], ["D1:1", "D2:2"], ["D1:3"]]
+    assert stats.dropped == 1 and stats.questions_without_evidence == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LOCOMO_DEV.is_file(), reason=f"the LoCoMo dev split is not at {LOCOMO_DEV}")
+async def test_locomo_dev_first_conversation(embedder):
+    from mem_adapters import AsyncMemoryEngine
+
+    report = await bench.run_locomo(
+        LOCOMO_DEV, ks=[5, 10], baselines=["dense"], limit=1,
+        engine_factory=lambda path: AsyncMemoryEngine(path, embedder=embedder),
+    )  # fmt: skip
+    assert report["dataset"]["conversations"] == ["conv-26"] and report["dataset"]["questions"] > 100
+    ours, dense = (report["systems"][name]["overall"]["recall@k"]["10"] for name in ("mem-adapters", "dense"))
+    # The hybrid, question-aware ranker finds more of the evidence than plain dense search.
+    assert ours > dense, (ours, dense)
