@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
@@ -250,9 +251,47 @@ def test_semantic_search_ranks_by_meaning(engine):
     hits = store.search(("docs",), query="learn python programming")
     assert hits[0].key == "py"
     assert sorted(h.key for h in hits) == ["bread", "py", "ts"]
-    assert all(h.score is not None for h in hits)
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.score is not None and -1.0 <= h.score <= 1.0 for h in hits)
     assert store.search(("docs",), query="how do I make bread?", limit=1)[0].key == "bread"
+
+
+class _Embeddings(Embeddings):
+    """The engine's embedder as LangChain ``Embeddings``, for InMemoryStore's index."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed_query(text)
+
+
+def test_scores_are_cosine_similarities_comparable_with_in_memory_store(engine, embedder):
+    ours = MemAdaptersStore(engine, index_fields=["text"])
+    ref = InMemoryStore(index={"dims": 384, "embed": _Embeddings(embedder), "fields": ["text"]})
+    for store in (ours, ref):
+        put_docs(store)
+        store.put(("docs",), "pasta", {"text": "Cooking fresh pasta with tomato sauce", "lang": "none"})
+    for query in ("learn python programming", "what should I cook tonight?", "typed generics"):
+        got = {h.key: h.score for h in ours.search(("docs",), query=query)}
+        want = {h.key: h.score for h in ref.search(("docs",), query=query)}
+        assert got.keys() == want.keys()
+        for key, score in got.items():
+            assert score == pytest.approx(want[key], abs=1e-4), (query, key)
+
+
+def test_search_keeps_the_engines_order_and_scores_with_its_cosine(engine):
+    store = MemAdaptersStore(engine, tenant_id="t-order")
+    put_docs(store)
+    store.put(("docs",), "py2", {"text": "python python python snake", "lang": "python"})
+    query = "python tutorial"
+    hits = store.search(("docs",), query=query)
+    ranked = engine.search(query, tenant_id="t-order", kinds=["raw", "chunk"], k=10).results
+    assert [memory_id(h.namespace, h.key) for h in hits] == [r.id for r in ranked]
+    assert all(r.score_parts is not None and r.score_parts.cosine is not None for r in ranked)
+    assert [h.score for h in hits] == [r.score_parts.cosine for r in ranked]
 
 
 def test_semantic_search_respects_prefix_filter_and_paging(engine):

@@ -9,12 +9,13 @@ because the async engine's locks and executors belong to it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from mem_adapters import AsyncMemoryEngine, MemAdaptersError, MemoryEngine
+from mem_adapters import AsyncMemoryEngine, ClosedError, MemAdaptersError, MemoryEngine, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -56,25 +57,59 @@ def build_engine(
     return MemoryEngine(path, **kwargs), True
 
 
+def check_id(field: str, value: Any, *, optional: bool = False) -> None:
+    """Require a non-empty string id (``None`` too when ``optional``).
+
+    Raises:
+        ValidationError: ``value`` is empty, blank or not a string.
+    """
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
+
+
+def check_count(field: str, value: Any) -> None:
+    """Require a result count: an ``int`` >= 1 (not a ``bool``).
+
+    Raises:
+        ValidationError: anything else.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(field, f"must be an integer >= 1, got {value!r}")
+
+
 class EngineRunner:
     """Runs coroutines of an engine's :class:`AsyncMemoryEngine` from sync and async code.
 
     Args:
         engine: A :class:`MemoryEngine` (sync and async callers both work) or an
             :class:`AsyncMemoryEngine` (async callers only, on the loop it is used from).
+        owned: Whether the adapter built the engine (then closing the adapter closes it).
+        name: The adapter's class name, for error messages.
     """
 
-    def __init__(self, engine: EngineLike) -> None:
+    def __init__(self, engine: EngineLike, *, owned: bool = False, name: str = "adapter") -> None:
         self.engine = engine
         self.aengine: AsyncMemoryEngine = engine.aengine if isinstance(engine, MemoryEngine) else engine
+        self.owned = owned
+        self.name = name
+        self.closed = False
+
+    def check_open(self) -> None:
+        """Raise :class:`~mem_adapters.ClosedError` if the adapter was closed."""
+        if self.closed:
+            raise ClosedError(f"{self.name} is closed")
 
     def run(self, factory: Callable[[AsyncMemoryEngine], Coroutine[Any, Any, T]]) -> T:
         """Run ``factory(aengine)`` to completion from sync code.
 
         Raises:
+            ClosedError: the adapter or its engine is closed.
             MemAdaptersError: the engine is an :class:`AsyncMemoryEngine` (use the async
                 methods), or this is called from the engine's own loop.
         """
+        self.check_open()
         if not isinstance(self.engine, MemoryEngine):
             raise MemAdaptersError(
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async "
@@ -84,17 +119,61 @@ class EngineRunner:
         return self.engine.run(factory(self.aengine))
 
     async def arun(self, factory: Callable[[AsyncMemoryEngine], Coroutine[Any, Any, T]]) -> T:
-        """Await ``factory(aengine)`` without blocking the caller's event loop."""
+        """Await ``factory(aengine)`` without blocking the caller's event loop.
+
+        Raises:
+            ClosedError: the adapter or its engine is closed.
+        """
+        self.check_open()
         if not isinstance(self.engine, MemoryEngine):
             return await factory(self.aengine)
         return await self.engine.arun(factory(self.aengine))
 
     def close(self) -> None:
-        """Close the engine (only call this for an engine the adapter built itself)."""
-        if isinstance(self.engine, MemoryEngine):
+        """Refuse further calls and close the engine if the adapter built it; idempotent."""
+        self.closed = True
+        if self.owned and isinstance(self.engine, MemoryEngine):  # adapters only build sync engines
             self.engine.close()
-        else:  # pragma: no cover - adapters only build sync engines
-            raise MemAdaptersError("close an AsyncMemoryEngine with `await engine.aclose()`")
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the caller's event loop."""
+        self.closed = True
+        if self.owned and isinstance(self.engine, MemoryEngine):
+            await asyncio.to_thread(self.engine.close)
 
 
-__all__ = ["EngineLike", "EngineRunner", "build_engine"]
+class ClosableAdapter:
+    """``close``/``aclose`` and ``with``/``async with`` for an adapter holding ``self._runner``.
+
+    Closing an adapter makes its later calls raise :class:`~mem_adapters.ClosedError`; an
+    engine it built itself (from ``path=``/``client=``/``engine_kwargs=``) is closed with it,
+    an engine passed as ``engine=`` is left open for its other users.
+    """
+
+    if TYPE_CHECKING:  # set by each adapter (a pydantic private attribute on the retriever)
+        _runner: EngineRunner
+
+    def close(self) -> None:
+        """Close the adapter (and the engine, if the adapter built it)."""
+        self._runner.close()
+
+    async def aclose(self) -> None:
+        """Close the adapter (and the engine, if the adapter built it) from async code."""
+        await self._runner.aclose()
+
+    def __enter__(self) -> Any:
+        self._runner.check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Any:
+        self._runner.check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["ClosableAdapter", "EngineLike", "EngineRunner", "build_engine", "check_count", "check_id"]

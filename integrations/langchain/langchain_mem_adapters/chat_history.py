@@ -39,7 +39,7 @@ from langchain_core.messages import (
 from mem_adapters import AsyncMemoryEngine, MemoryItem, Turn, ValidationError
 from mem_adapters.models import DEFAULT_TENANT
 
-from ._runner import EngineLike, EngineRunner, build_engine
+from ._runner import ClosableAdapter, EngineLike, EngineRunner, build_engine, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +140,13 @@ def decode_item(item: MemoryItem) -> BaseMessage:
     return cls(content=item.text, id=item.id)
 
 
-class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
+class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
     """Chat message history of one session, stored as engine turns.
 
     Lossless (every message type round-trips ``==``), ordered exactly, atomic per batch,
-    idempotent for messages that carry ids, searchable and enriched by the engine.
+    idempotent (a re-sent batch is not written twice, see :meth:`add_messages`), searchable
+    and enriched by the engine. Usable as ``with``/``async with``; a closed history raises
+    :class:`~mem_adapters.ClosedError`.
 
     Args:
         session_id: The transcript (engine ``session_id``).
@@ -182,16 +184,18 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(session_id, str) or not session_id.strip():
-            raise ValidationError("session_id", "must be a non-empty string")
+        check_id("session_id", session_id)
+        check_id("tenant_id", tenant_id)
+        check_id("user_id", user_id, optional=True)
+        check_id("agent_id", agent_id, optional=True)
         self.session_id = session_id
         self.user_id = user_id
         self.agent_id = agent_id
         self.tenant_id = tenant_id
         self.metadata = dict(metadata or {})
-        built, self._owns_engine = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
+        built, owned = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
         self.engine: EngineLike = built
-        self._runner = EngineRunner(built)
+        self._runner = EngineRunner(built, owned=owned, name=type(self).__name__)
 
     # ------------------------------------------------------------------ coroutines
 
@@ -199,11 +203,10 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
         items = await aengine.get_messages(self.session_id, tenant_id=self.tenant_id, user_id=self.user_id)
         return [decode_item(item) for item in items]
 
-    def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
+    def _turns(self, messages: Sequence[BaseMessage], datas: Sequence[dict[str, Any]]) -> list[Turn]:
         now = datetime.now(timezone.utc)
         turns = []
-        for i, message in enumerate(messages):
-            data = encode_message(message, i)
+        for message, data in zip(messages, datas, strict=True):
             if message.id:
                 turn_id = f"lc:{self.session_id}:{message.id}"
             else:
@@ -221,9 +224,26 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
             )
         return turns
 
+    async def _is_resend(
+        self, aengine: AsyncMemoryEngine, messages: list[BaseMessage], datas: list[dict[str, Any]]
+    ) -> bool:
+        """Whether an id-less batch is the one just written: equal to the transcript's end."""
+        if all(m.id for m in messages):
+            return False  # their ids already make a re-send a no-op, message by message
+        tail = await aengine.get_messages(
+            self.session_id, tenant_id=self.tenant_id, user_id=self.user_id, limit=len(datas), last=True
+        )
+        return [item.metadata.get(MESSAGE_KEY) for item in tail] == datas
+
     async def _write(self, aengine: AsyncMemoryEngine, messages: list[BaseMessage]) -> None:
+        datas = [encode_message(m, i) for i, m in enumerate(messages)]
         async with _session_lock(aengine, self.tenant_id, self.session_id):
-            turns = self._turns(messages)
+            if await self._is_resend(aengine, messages, datas):
+                logger.debug(
+                    "session %s: batch equals the transcript's end, not written again", self.session_id
+                )
+                return
+            turns = self._turns(messages, datas)
             # One remember call: one validated batch, one Chroma upsert, one enrichment job.
             result = await aengine.remember(
                 turns, session_id=self.session_id, user_id=self.user_id, agent_id=self.agent_id,
@@ -255,8 +275,10 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append messages atomically (chunks are converted to messages first).
 
-        Messages with an ``id`` already stored in this session are skipped, so retrying a
-        batch does not duplicate it.
+        Messages with an ``id`` already stored in this session are skipped, and a batch
+        equal to the end of the transcript (the batch just written, sent again) writes
+        nothing, so retrying a batch does not duplicate it. To append an identical batch on
+        purpose, give its messages ids.
 
         Raises:
             ValidationError: a message cannot be stored losslessly; nothing is written.
@@ -278,11 +300,6 @@ class MemAdaptersChatMessageHistory(BaseChatMessageHistory):
     async def aclear(self) -> None:
         """Delete the session's turns and everything derived from them (async)."""
         await self._runner.arun(self._clear)
-
-    def close(self) -> None:
-        """Close the engine if this history built it (an injected engine is left open)."""
-        if self._owns_engine:
-            self._runner.close()
 
 
 __all__ = ["MESSAGE_KEY", "TYPE_KEY", "MemAdaptersChatMessageHistory", "decode_item", "encode_message"]

@@ -20,7 +20,7 @@ from mem_adapters import AsyncMemoryEngine, MemoryItem, SearchResult, Validation
 from mem_adapters.filters import all_of
 from mem_adapters.models import DEFAULT_TENANT
 
-from ._runner import EngineLike, EngineRunner, build_engine
+from ._runner import ClosableAdapter, EngineLike, EngineRunner, build_engine, check_count, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,11 @@ _HIDDEN_META = frozenset({"lc_message"})  # the stored message itself: page_cont
 def to_document(item: MemoryItem) -> Document:
     """A search hit as a LangChain ``Document``.
 
-    ``metadata`` carries ``id``, ``score``, ``timestamp`` (ISO-8601), ``role``,
-    ``session_id``, ``kind``, the scope (``tenant_id``, ``user_id``, ``agent_id``) and the
-    caller's own metadata under ``metadata``.
+    ``metadata`` carries ``id``, ``score`` (the engine's fused ranking value: it orders the
+    hits of one search and is not a similarity), ``score_parts`` (``fused``, ``cosine`` — the
+    query/hit cosine similarity —, ``lexical``, ``boosts``; ``None`` if the engine gave none),
+    ``timestamp`` (ISO-8601), ``role``, ``session_id``, ``kind``, the scope (``tenant_id``,
+    ``user_id``, ``agent_id``) and the caller's own metadata under ``metadata``.
     """
     return Document(
         id=item.id,
@@ -44,6 +46,7 @@ def to_document(item: MemoryItem) -> Document:
         metadata={
             "id": item.id,
             "score": item.score,
+            "score_parts": item.score_parts.model_dump() if item.score_parts is not None else None,
             "timestamp": item.timestamp.isoformat() if item.timestamp else None,
             "role": item.role,
             "session_id": item.session_id,
@@ -56,12 +59,13 @@ def to_document(item: MemoryItem) -> Document:
     )
 
 
-class MemAdaptersRetriever(BaseRetriever):
+class MemAdaptersRetriever(ClosableAdapter, BaseRetriever):
     """Retrieve memories (turns, facts, episodes, raw texts) ranked by the engine.
 
     Configuration is pydantic fields; the engine lives in a private attribute. ``k`` and the
     scope/filter fields can be overridden per call: ``retriever.invoke(q, k=2, filters=...)``.
-    Invoke-time ``filters`` are ANDed with the configured ones.
+    Invoke-time ``filters`` are ANDed with the configured ones. Usable as ``with``/``async
+    with``; a closed retriever raises :class:`~mem_adapters.ClosedError`.
 
     Args:
         engine: A :class:`~mem_adapters.MemoryEngine` (sync and async) or an
@@ -71,6 +75,9 @@ class MemAdaptersRetriever(BaseRetriever):
         client: A chromadb client (when ``engine`` is absent).
         engine_kwargs: Further :class:`~mem_adapters.MemoryEngine` arguments.
         **data: The fields below.
+
+    Raises:
+        ValidationError: ``k`` is not an integer >= 1, or an id is empty.
 
     Example:
         >>> retriever = MemAdaptersRetriever(engine=engine, k=3, user_id="u1")  # doctest: +SKIP
@@ -91,7 +98,6 @@ class MemAdaptersRetriever(BaseRetriever):
     time_range: tuple[datetime | str | None, datetime | str | None] | None = None
 
     _runner: EngineRunner = PrivateAttr()
-    _owns_engine: bool = PrivateAttr(default=False)
 
     def __init__(
         self,
@@ -102,9 +108,16 @@ class MemAdaptersRetriever(BaseRetriever):
         engine_kwargs: dict[str, Any] | None = None,
         **data: Any,
     ) -> None:
+        # Checked here so a bad value is the engine's typed error, not pydantic's (which would
+        # also take True for 1 and 2.0 for 2).
+        if "k" in data:
+            check_count("k", data["k"])
+        check_id("tenant_id", data.get("tenant_id", DEFAULT_TENANT))
+        for field in ("sub_tenant_id", "user_id", "agent_id", "session_id"):
+            check_id(field, data.get(field), optional=True)
         super().__init__(**data)
-        built, self._owns_engine = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
-        self._runner = EngineRunner(built)
+        built, owned = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
+        self._runner = EngineRunner(built, owned=owned, name=type(self).__name__)
 
     @property
     def engine(self) -> EngineLike:
@@ -153,11 +166,6 @@ class MemAdaptersRetriever(BaseRetriever):
             return await aengine.search(query, **args)
 
         return self._documents(await self._runner.arun(search))
-
-    def close(self) -> None:
-        """Close the engine if this retriever built it (an injected engine is left open)."""
-        if self._owns_engine:
-            self._runner.close()
 
 
 def documents_text(docs: Sequence[Document]) -> str:

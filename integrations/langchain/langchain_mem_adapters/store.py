@@ -9,9 +9,11 @@ items visible to scoped searches and removable by :meth:`MemoryEngine.erase`.
 
 Semantics follow LangGraph's ``InMemoryStore`` (reads in a batch see the state before the
 batch's writes, the last write to a key in a batch wins, filters use the same operators and
-comparisons, un-indexed items fill a semantic page after the scored ones), with two
-deliberate differences: ``created_at`` survives a re-put (as in the Postgres store), and
-namespaces only exist while they hold an item.
+comparisons, un-indexed items fill a semantic page after the scored ones, a hit's ``score`` is
+the cosine similarity of the query and the item), with two deliberate differences:
+``created_at`` survives a re-put (as in the Postgres store), and namespaces only exist while
+they hold an item. Hits come in the engine's order (hybrid dense + lexical ranking), so their
+cosine scores need not decrease down the list.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.store.base import (
+    NOT_PROVIDED,
     BaseStore,
     GetOp,
     Item,
     ListNamespacesOp,
     MatchCondition,
+    NotProvided,
     Op,
     PutOp,
     Result,
@@ -41,13 +46,14 @@ from langgraph.store.base import (
     TTLConfig,
     get_text_at_path,
     tokenize_path,
-    validate_op_namespace,
 )
+from langgraph.store.base import InvalidNamespaceError as LangGraphNamespaceError
 
+import mem_adapters
 from mem_adapters import AsyncMemoryEngine, MemoryItem, NotFoundError, ValidationError
 from mem_adapters.models import DEFAULT_TENANT
 
-from ._runner import EngineLike, EngineRunner, build_engine
+from ._runner import ClosableAdapter, EngineLike, EngineRunner, build_engine, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,75 @@ def _now_ns() -> int:
     with _clock_lock:
         _last_ns = max(time.time_ns(), _last_ns + 1)
         return _last_ns
+
+
+class InvalidNamespaceError(mem_adapters.InvalidNamespaceError, LangGraphNamespaceError):
+    """A namespace is not a tuple of valid labels: both mem-adapters' and LangGraph's error.
+
+    Catch it as :class:`mem_adapters.InvalidNamespaceError` (a ``ValidationError``, field
+    ``"namespace"``) or as ``langgraph.store.base.InvalidNamespaceError``.
+    """
+
+
+def check_namespace(namespace: Any, what: str = "namespace", *, put: bool = False) -> tuple[str, ...]:
+    """The namespace as a tuple, checked like LangGraph's stores check their labels.
+
+    A bare ``str`` is refused rather than read as one label per character.
+
+    Args:
+        namespace: The namespace (or prefix, or match path) given.
+        what: Its name in the error message.
+        put: Also refuse what ``BaseStore.put`` refuses: an empty namespace, a ``"langgraph"`` root.
+
+    Raises:
+        InvalidNamespaceError: ``namespace`` is not a tuple/list of strings, or a label is
+            empty or holds a period or a NUL byte.
+    """
+    if not isinstance(namespace, tuple | list):
+        hint = f" (did you mean ({namespace!r},)?)" if isinstance(namespace, str) and namespace else ""
+        raise InvalidNamespaceError(
+            f"{what} must be a tuple of strings, got {type(namespace).__name__} {namespace!r}{hint}"
+        )
+    for label in namespace:
+        if not isinstance(label, str):
+            raise InvalidNamespaceError(
+                f"{what} labels must be strings, got {type(label).__name__} {label!r} in {namespace!r}"
+            )
+        if not label:
+            raise InvalidNamespaceError(f"{what} labels cannot be empty strings: {namespace!r}")
+        if "." in label or "\x00" in label:
+            raise InvalidNamespaceError(
+                f"{what} label {label!r} cannot contain a period or a NUL byte: {namespace!r}"
+            )
+    if put and not namespace:
+        raise InvalidNamespaceError(f"{what} cannot be empty")
+    if put and namespace[0] == "langgraph":
+        raise InvalidNamespaceError(f'{what} root label cannot be "langgraph": {namespace!r}')
+    return tuple(namespace)
+
+
+def check_op(op: Op) -> None:
+    """Check every namespace an op carries (``BaseStore`` methods and direct ``batch`` calls).
+
+    Raises:
+        InvalidNamespaceError: a namespace, prefix or match-condition path is invalid.
+        ValueError: unknown operation type (as ``InMemoryStore``).
+    """
+    if isinstance(op, GetOp | PutOp):
+        check_namespace(op.namespace)
+    elif isinstance(op, SearchOp):
+        check_namespace(op.namespace_prefix, "namespace_prefix")
+    elif isinstance(op, ListNamespacesOp):
+        for cond in op.match_conditions or ():
+            check_namespace(cond.path, f"{cond.match_type} path")
+    else:
+        raise ValueError(f"Unknown operation type: {type(op)}")
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
 
 
 def _check_ttl(field: str, ttl: Any) -> None:
@@ -187,7 +262,7 @@ def _to_search_item(item: MemoryItem, score: float | None) -> SearchItem:
     )  # fmt: skip
 
 
-class MemAdaptersStore(BaseStore):
+class MemAdaptersStore(ClosableAdapter, BaseStore):
     """LangGraph ``BaseStore`` whose items are mem-adapters memories, searched semantically.
 
     Use it as a LangGraph / LangChain 1.x agent's long-term memory:
@@ -212,8 +287,12 @@ class MemAdaptersStore(BaseStore):
         client: A chromadb client (when ``engine`` is absent).
         engine_kwargs: Further :class:`~mem_adapters.MemoryEngine` arguments.
 
+    A hit's ``score`` is the cosine similarity of the query and the item's embedded text
+    (comparable with ``InMemoryStore``'s); hits come in the engine's hybrid ranking order.
+    Usable as ``with``/``async with``; a closed store raises :class:`~mem_adapters.ClosedError`.
+
     Raises:
-        ValidationError: unknown scope field or negative level.
+        ValidationError: unknown scope field or negative level, empty ``tenant_id``.
 
     Example:
         >>> store = MemAdaptersStore(engine, scopes={"user_id": 1})  # doctest: +SKIP
@@ -236,6 +315,7 @@ class MemAdaptersStore(BaseStore):
         client: Any = None,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        check_id("tenant_id", tenant_id)
         for field, level in (scopes or {}).items():
             if field not in SCOPE_FIELDS:
                 raise ValidationError(f"scopes.{field}", f"must be one of {sorted(SCOPE_FIELDS)}")
@@ -249,8 +329,8 @@ class MemAdaptersStore(BaseStore):
         self.scopes = dict(scopes or {})
         self.index_fields = list(index_fields or ["$"])
         self._index_tokens = [(p, tokenize_path(p) if p != "$" else p) for p in self.index_fields]
-        built, self._owns_engine = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
-        self._runner = EngineRunner(built)
+        built, owned = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
+        self._runner = EngineRunner(built, owned=owned, name=type(self).__name__)
 
     @property
     def engine(self) -> EngineLike:
@@ -259,31 +339,63 @@ class MemAdaptersStore(BaseStore):
 
     # ------------------------------------------------------------------ BaseStore
 
+    def put(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        index: Literal[False] | list[str] | None = None,
+        *,
+        ttl: float | NotProvided | None = NOT_PROVIDED,
+    ) -> None:
+        """Store or replace an item (``BaseStore.put``); a bad namespace is our typed error."""
+        check_namespace(namespace, put=True)
+        super().put(namespace, key, value, index, ttl=ttl)
+
+    async def aput(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        index: Literal[False] | list[str] | None = None,
+        *,
+        ttl: float | NotProvided | None = NOT_PROVIDED,
+    ) -> None:
+        """Async :meth:`put`."""
+        check_namespace(namespace, put=True)
+        await super().aput(namespace, key, value, index, ttl=ttl)
+
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        """Execute get/search/put/list-namespaces ops; results follow the ops' order."""
+        """Execute get/search/put/list-namespaces ops; results follow the ops' order.
+
+        Raises:
+            InvalidNamespaceError: an op's namespace is not a tuple of valid labels.
+            ClosedError: the store or its engine is closed.
+        """
         op_list = list(ops)
+        for op in op_list:
+            check_op(op)
         return self._runner.run(lambda aengine: self._abatch(aengine, op_list))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Execute get/search/put/list-namespaces ops (async); results follow the ops' order."""
-        op_list = list(ops)
-        return await self._runner.arun(lambda aengine: self._abatch(aengine, op_list))
+        """Execute get/search/put/list-namespaces ops (async); results follow the ops' order.
 
-    def close(self) -> None:
-        """Close the engine if this store built it (an injected engine is left open)."""
-        if self._owns_engine:
-            self._runner.close()
+        Raises:
+            InvalidNamespaceError: an op's namespace is not a tuple of valid labels.
+            ClosedError: the store or its engine is closed.
+        """
+        op_list = list(ops)
+        for op in op_list:
+            check_op(op)
+        return await self._runner.arun(lambda aengine: self._abatch(aengine, op_list))
 
     # ------------------------------------------------------------------ implementation
 
     async def _abatch(self, aengine: AsyncMemoryEngine, ops: list[Op]) -> list[Result]:
         puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
         for op in ops:
-            validate_op_namespace(op)
             if isinstance(op, PutOp):
                 puts[(tuple(op.namespace), op.key)] = op  # the last write to a key wins
-            elif not isinstance(op, GetOp | SearchOp | ListNamespacesOp):
-                raise ValueError(f"Unknown operation type: {type(op)}")
         results: list[Result] = [None] * len(ops)
         # Reads see the state before this batch's writes, as in InMemoryStore.
         gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
@@ -422,12 +534,15 @@ class MemAdaptersStore(BaseStore):
                 parent = hit.id if hit.kind == "raw" else (hit.parent_id or hit.id)
                 if parent in scored or not _matches(hit.metadata.get("lg_value", {}), op.filter):
                     continue
-                scored[parent] = (hit.score, hit)
+                scored[parent] = (None, hit)
             # Post-filtering and chunk merging can leave fewer than wanted: fetch more.
             if len(scored) >= want or len(result.results) < k:
                 break
             k *= 4
-        ranked = await self._with_twins(aengine, list(scored.values()), {**base, **pushed}, op)
+        page = list(scored.values())[:want]
+        cosines = await self._cosines(aengine, op.query, [hit for _, hit in page])
+        page = [(cos, hit) for cos, (_, hit) in zip(cosines, page, strict=True)]
+        ranked = await self._with_twins(aengine, page, {**base, **pushed}, op)
         out = [_to_search_item(hit, score) for score, hit in ranked[op.offset : want]]
         if len(out) < op.limit:
             # Like InMemoryStore: items without a vector fill the page after the scored ones.
@@ -440,6 +555,24 @@ class MemAdaptersStore(BaseStore):
             rest.sort(key=lambda i: i.metadata["lg_created_ns"])
             out.extend(_to_search_item(i, None) for i in rest[: op.limit - len(out)])
         return out
+
+    @staticmethod
+    async def _cosines(aengine: AsyncMemoryEngine, query: str, hits: list[MemoryItem]) -> list[float]:
+        """Cosine similarity of the query and each hit, as ``InMemoryStore`` scores its hits.
+
+        The engine reports it per hit (``score_parts.cosine``); a hit that lacks it (found by
+        the lexical side only) is scored here from the engine's embedder.
+        """
+        out: list[float | None] = [
+            hit.score_parts.cosine if hit.score_parts is not None else None for hit in hits
+        ]
+        missing = [i for i, cos in enumerate(out) if cos is None]
+        if missing:
+            query_vector = await aengine.embed_query(query)
+            vectors = await aengine.embed([hits[i].text for i in missing])
+            for i, vector in zip(missing, vectors, strict=True):
+                out[i] = _cosine(query_vector, vector)
+        return [float(cos) for cos in out if cos is not None]
 
     async def _with_twins(
         self,
@@ -483,4 +616,12 @@ class MemAdaptersStore(BaseStore):
         return sorted(matched)[op.offset : op.offset + op.limit]
 
 
-__all__ = ["MemAdaptersStore", "apply_operator", "compare_values", "does_match", "memory_id"]
+__all__ = [
+    "InvalidNamespaceError",
+    "MemAdaptersStore",
+    "apply_operator",
+    "check_namespace",
+    "compare_values",
+    "does_match",
+    "memory_id",
+]
