@@ -370,7 +370,7 @@ def test_restart_resumes_pending_turns_without_job(tmp_path, embedder):
         assert [f.attributes["value"] for f in facts] == ["Acme Corp"]
         assert facts[0].parent_id == r.active_ids[0]
         _, aux = e2._run(e2.aengine.collections("default"))
-        jobs = e2._run(aux.get(where={"type": "job"}, include=["metadatas"]))
+        jobs = e2._run(aux.get_all(where={"type": "job"}, include=["metadatas"]))
         assert [m["status"] for m in jobs["metadatas"]] == ["done"]
     finally:
         e2.close()

@@ -50,11 +50,11 @@ def test_sigkill_mid_job_then_resume_exactly_once(tmp_path, embedder):
     engine = MemoryEngine(store, embedder=embedder, enricher=Enricher())
     try:
         mem, aux = engine._run(engine.aengine.collections("default"))
-        before = engine._run(mem.get(where={"kind": "turn"}, include=["metadatas"]))
+        before = engine._run(mem.get_all(where={"kind": "turn"}, include=["metadatas"]))
         states = [m["enrich"] for m in before["metadatas"]]
         assert len(states) == 6 and "pending" in states  # the kill really interrupted enrichment
         engine.wait_all(timeout=120)
-        after = engine._run(mem.get(where={"kind": "turn"}, include=["metadatas"]))
+        after = engine._run(mem.get_all(where={"kind": "turn"}, include=["metadatas"]))
         assert [m["enrich"] for m in after["metadatas"]] == ["done"] * 6
         facts = engine.list(kinds=["fact"], page_size=100).results
         keys = [(f.attributes["subject"], f.attributes["predicate"], f.attributes["value"]) for f in facts]
@@ -66,7 +66,7 @@ def test_sigkill_mid_job_then_resume_exactly_once(tmp_path, embedder):
         assert values["lives_in"].supersedes  # Paris -> Berlin chain survived the crash
         assert sum(1 for f in facts if f.attributes["predicate"] == "lives_in") == 2
         assert {"favorite food", "works_as", "allergic_to:peanuts", "has"} <= set(values)
-        jobs = engine._run(aux.get(where={"type": "job"}, include=["metadatas", "documents"]))
+        jobs = engine._run(aux.get_all(where={"type": "job"}, include=["metadatas", "documents"]))
         assert jobs["ids"] and all(m["status"] == "done" for m in jobs["metadatas"])
         covered = [t for d in jobs["documents"] for t in json.loads(d)["turn_ids"]]
         assert sorted(set(covered)) == sorted(before["ids"])

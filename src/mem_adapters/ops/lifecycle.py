@@ -1,0 +1,140 @@
+"""Lifecycle: erasing users and tenants, re-embedding a store, closing the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, TypeVar
+
+from .. import records as rec
+from ..data import STAGING_SUFFIX, collection_names
+from ..embeddings import as_embedder
+from ..models import (
+    DEFAULT_TENANT,
+    EraseReceipt,
+)
+from .base import (
+    EngineBase,
+    _require_str,
+)
+
+logger = logging.getLogger(__name__)
+_E = TypeVar("_E", bound="LifecycleMixin")
+
+
+class LifecycleMixin(EngineBase):
+    """Erase, migration and shutdown."""
+
+    async def erase(self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None) -> EraseReceipt:
+        """Erase a whole user (inside a tenant) or, with no ``user_id``, a whole tenant.
+
+        Everything goes: turns, chunks, memories, derived facts/episodes, history rows, jobs.
+        """
+        _require_str("tenant_id", tenant_id)
+        _require_str("user_id", user_id, optional=True)
+        receipt = EraseReceipt(tenant_id=tenant_id, user_id=user_id)
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return receipt
+        mem, aux = pair
+        user_where = {"user_id": user_id} if user_id is not None else None
+        got = await mem.get_all(where=user_where, include=["metadatas"])
+        for m in got["metadatas"]:
+            kind = m.get("kind")
+            if kind == "turn":
+                receipt.turns += 1
+            elif kind == "chunk":
+                receipt.chunks += 1
+            elif kind == "raw":
+                receipt.memories += 1
+            else:
+                receipt.derived += 1
+        aux_got = await aux.get_all(where=user_where, include=["metadatas"])
+        aux_ids = [
+            i
+            for i, m in zip(aux_got["ids"], aux_got["metadatas"], strict=True)
+            if m.get("type") != "tombstone"
+        ]
+        for m in aux_got["metadatas"]:
+            if m.get("type") == "history":
+                receipt.history += 1
+            elif m.get("type") == "job":
+                receipt.jobs += 1
+        if user_id is None:
+            store = await self.store()
+            await store.drop_tenant(tenant_id)
+            (await self.data()).drop_tenant(tenant_id)
+        else:
+            await self.delete_records(tenant_id, list(got["ids"]))
+            await aux.delete(aux_ids)
+            (await self.data()).drop_user(tenant_id, user_id)
+        return receipt
+
+    async def reembed(self, embedder: Any = None, *, model_dir: str | os.PathLike[str] | None = None) -> int:
+        """Re-embed every stored text of every tenant with a new embedder; returns the count.
+
+        Each tenant is copied into a staging collection first, so its data is never only in
+        memory; the engine then uses the new embedder.
+        """
+        new = as_embedder(embedder, model_dir=model_dir)
+        store = await self.store()
+        total = 0
+        for tenant_id in await store.tenants():
+            mem_name, _ = collection_names(tenant_id)
+            store.forget(tenant_id)
+            # Read whatever is stored, whichever embedder wrote it.
+            got = await (await store.get_raw(mem_name)).get_all(include=["documents", "metadatas"])
+            ids, docs, metas = list(got["ids"]), list(got["documents"]), list(got["metadatas"])
+            loop = asyncio.get_running_loop()
+            inputs = [rec.embedding_text(d or "", m) for d, m in zip(docs, metas, strict=True)]
+            vectors = await loop.run_in_executor(self._cpu, new.embed_documents, inputs) if docs else []
+            meta = {
+                "ma_tenant": tenant_id,
+                "ma_role": "mem",
+                "ma_embedder": new.identity,
+                "ma_dim": new.dimension,
+                "ma_schema": 2,
+            }
+            # Staging first: if the process dies after the drop below, open() restores from it.
+            staging = await store.create_raw(f"{mem_name}{STAGING_SUFFIX}", meta)
+            if ids:
+                await staging.upsert(ids, vectors, docs, metas)
+            await store.delete_raw(mem_name)
+            target = await store.create_raw(mem_name, meta)
+            if ids:
+                await target.upsert(ids, vectors, docs, metas)
+            await store.delete_raw(f"{mem_name}{STAGING_SUFFIX}")
+            total += len(ids)
+        self.embedder = new
+        store.embedder_identity, store.dimension = new.identity, new.dimension
+        for tenant_id in list(store._cache):
+            store.forget(tenant_id)
+        (await self.data()).drop_all()
+        return total
+
+    async def aclose(self) -> None:
+        """Stop background work and release executors; later calls raise ``ClosedError``.
+
+        Background enrichment is cancelled, not drained: its unfinished work stays pending in
+        Chroma and the next engine opened on the store finishes it (``await wait_all()``
+        first to drain). Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.enricher is not None and hasattr(self.enricher, "aclose"):
+                await self.enricher.aclose()
+            if self._data is not None:
+                await self._data.aclose()  # snapshots of changed large partitions
+        finally:
+            self._io.shutdown(wait=False)
+            self._cpu.shutdown(wait=False)
+
+    async def __aenter__(self: _E) -> _E:
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,159 @@
+"""Reads: memories by id, pages in write order, transcripts, sessions and tenants."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .. import records as rec
+from ..errors import ValidationError
+from ..filters import all_of, translate
+from ..models import (
+    DEFAULT_TENANT,
+    MemoryItem,
+    Page,
+)
+from .base import (
+    EngineBase,
+    _require_str,
+    _scope_where,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ReadsMixin(EngineBase):
+    """Read paths of the engine."""
+
+    async def get(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> MemoryItem:
+        """One memory by id, looked up inside ``tenant_id`` only.
+
+        Raises:
+            NotFoundError: unknown (or expired) id in this tenant.
+        """
+        text, md = await self._require(tenant_id, memory_id)
+        return rec.to_item(memory_id, text, md)
+
+    async def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
+        """Memories by id, in the given order; unknown ids are skipped."""
+        found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
+        return [rec.to_item(i, *found[i]) for i in ids if i in found]
+
+    async def list(
+        self,
+        filters: dict[str, Any] | None = None,
+        page: int = 1,
+        page_size: int = 50,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        sub_tenant_id: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Page:
+        """List memories in write order, one page at a time.
+
+        Raises:
+            ValidationError: bad page numbers or filters.
+        """
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValidationError("page", "must be an integer >= 1")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            raise ValidationError("page_size", "must be an integer in 1..1000")
+        where = all_of(
+            _scope_where(tenant_id, sub_tenant_id, user_id, agent_id, session_id),
+            {"kind": {"$in": list(kinds)}} if kinds else None,
+            translate(filters),
+        )
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return Page(count=0, results=[])
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
+        order = sorted(
+            zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1].get("seq", 0), x[0])
+        )
+        count = len(order)
+        start = (page - 1) * page_size
+        page_ids = [i for i, _ in order[start : start + page_size]]
+        return Page(
+            count=count,
+            next=page + 1 if start + page_size < count else None,
+            previous=page - 1 if page > 1 else None,
+            results=await self.get_many(page_ids, tenant_id=tenant_id),
+        )
+
+    async def get_messages(
+        self,
+        session_id: str,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        user_id: str | None = None,
+        status: Literal["active", "archived"] | None = None,
+        limit: int | None = None,
+        last: bool = False,
+    ) -> list[MemoryItem]:
+        """A session's turns in exact write order (``seq``).
+
+        Args:
+            session_id: The transcript.
+            tenant_id: Tenant.
+            user_id: Restrict to one user's turns.
+            status: Only ``"active"`` or ``"archived"`` turns; ``None`` for both.
+            limit: At most this many turns (the first ones, or the last ones with ``last``).
+            last: Take the last ``limit`` turns instead of the first.
+        """
+        _require_str("session_id", session_id)
+        ordered = await self._turn_index(tenant_id, session_id, user_id=user_id, status=status)
+        if limit is not None:
+            ordered = ordered[-limit:] if last else ordered[:limit]
+            if limit == 0:
+                ordered = []
+        return await self.get_many([i for i, _ in ordered], tenant_id=tenant_id)
+
+    async def _turn_index(
+        self,
+        tenant_id: str,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        status: str | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(id, metadata)`` of a session's turns sorted by ``seq``."""
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return []
+        where = all_of(
+            {"kind": "turn"},
+            {"session_id": session_id},
+            {"user_id": user_id} if user_id is not None else None,
+            {"status": status} if status is not None else None,
+        )
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
+        return sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0]))
+
+    async def count_turns(
+        self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
+    ) -> int:
+        """Number of turns in a session (optionally of one status)."""
+        return len(await self._turn_index(tenant_id, session_id, status=status))
+
+    async def tenants(self) -> list[str]:
+        """Every tenant id that holds memories in this store."""
+        return await (await self.store()).tenants()
+
+    async def list_sessions(
+        self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
+    ) -> list[str]:
+        """Ids of the sessions that hold turns, ordered by their first turn's ``seq``."""
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return []
+        where = all_of({"kind": "turn"}, {"user_id": user_id} if user_id is not None else None)
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
+        first: dict[str, int] = {}
+        for m in got["metadatas"]:
+            sid = m["session_id"]
+            first[sid] = min(first.get(sid, m["seq"]), m["seq"])
+        return sorted(first, key=lambda s: (first[s], s))

@@ -1,0 +1,452 @@
+"""Writes: batches of turns (``remember``), single messages, raw memories and pairs (``add``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import pydantic
+
+from .. import records as rec
+from ..chunking import chunk_text
+from ..enrichment import aextract_for_add
+from ..errors import ValidationError
+from ..models import (
+    DEFAULT_TENANT,
+    AddResult,
+    RecordResult,
+    Turn,
+    Usage,
+    WriteResult,
+)
+from .base import (
+    EngineBase,
+    _now,
+    _require_str,
+)
+
+logger = logging.getLogger(__name__)
+
+
+_Row = tuple[str, Turn, datetime, dict[str, Any]]
+
+
+class WritesMixin(EngineBase):
+    """Write paths of the engine."""
+
+    @staticmethod
+    def _parse_turns(turns: Iterable[Turn | dict[str, Any]]) -> list[Turn]:
+        if isinstance(turns, Turn | dict | str) or turns is None:
+            raise ValidationError("turns", "must be a list of Turn or dict")
+        parsed: list[Turn] = []
+        for i, t in enumerate(turns):
+            if isinstance(t, Turn):
+                parsed.append(t)
+                continue
+            if not isinstance(t, dict):
+                raise ValidationError(f"turns[{i}]", f"must be a Turn or dict, got {type(t).__name__}")
+            try:
+                parsed.append(Turn.model_validate(t))
+            except pydantic.ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                raise ValidationError(f"turns[{i}].{loc}", err["msg"]) from e
+        if not parsed:
+            raise ValidationError("turns", "must not be empty")
+        return parsed
+
+    async def remember(
+        self,
+        turns: Sequence[Turn | dict[str, Any]],
+        *,
+        session_id: str,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        tenant_id: str = DEFAULT_TENANT,
+        sub_tenant_id: str | None = None,
+        sub_session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        status: Literal["active", "archived"] = "active",
+    ) -> WriteResult:
+        """Write a batch of turns; they are searchable when this returns.
+
+        Re-sending any batch returns the same ids and writes nothing new. A turn's id is its
+        ``id`` when given, else a hash of (scope, session, role, text, timestamp).
+
+        Args:
+            turns: :class:`Turn` models or dicts ``{role, text, timestamp?, metadata?,
+                observations?, id?}``.
+            session_id: The transcript the turns belong to.
+            user_id: Owner of the memories.
+            agent_id: Agent the conversation is with.
+            tenant_id: Isolation boundary (default ``"default"``).
+            sub_tenant_id: Scope level inside the tenant.
+            sub_session_id: Optional sub-grouping inside the transcript.
+            metadata: Applied to every turn (a turn's own metadata wins on key clashes).
+            status: Status of the new turns, ``"active"`` or ``"archived"``.
+
+        Raises:
+            ValidationError: bad input, naming the field; nothing is written.
+        """
+        parsed = self._parse_turns(turns)
+        _require_str("session_id", session_id)
+        for name, value in (
+            ("user_id", user_id),
+            ("agent_id", agent_id),
+            ("sub_tenant_id", sub_tenant_id),
+            ("sub_session_id", sub_session_id),
+        ):
+            _require_str(name, value, optional=True)
+        _require_str("tenant_id", tenant_id)
+        if status not in ("active", "archived"):
+            raise ValidationError("status", "must be 'active' or 'archived'")
+        base_meta = metadata or {}
+        rec.encode_meta(base_meta, "metadata")
+        now = _now()
+        scope = {
+            "tenant_id": tenant_id,
+            "sub_tenant_id": rec.opt(sub_tenant_id),
+            "user_id": rec.opt(user_id),
+            "agent_id": rec.opt(agent_id),
+            "session_id": session_id,
+            "sub_session_id": rec.opt(sub_session_id),
+        }
+        # Validate and encode everything before touching the store: nothing is half-written.
+        rows = self._turn_rows(parsed, scope, base_meta, now)
+        ids = [r[0] for r in rows]
+        async with self._session_lock(tenant_id, session_id):
+            found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
+            self._check_caller_ids(rows, found, session_id)
+            fresh: dict[str, _Row] = {}
+            for r in rows:  # first occurrence wins when a batch repeats an id
+                if r[0] not in found:
+                    fresh.setdefault(r[0], r)
+            new_ids, texts, metas = self._turn_records(list(fresh.values()), scope, status, now)
+            tokens_in, tokens_out = await self._count_tokens_pair([r[1].text for r in rows], texts)
+            await self.write_records(tenant_id, new_ids, texts, metas)
+        await self.purge_expired(tenant_id)
+        passive = None
+        turn_ids = list(fresh)
+        if self.enricher is not None and turn_ids:
+            passive = await self.enricher.submit(tenant_id, session_id, turn_ids)
+        return WriteResult(
+            job_id=uuid.uuid4().hex,
+            active_ids=ids,
+            passive_job_id=passive,
+            created=len(turn_ids),
+            duplicates=len(rows) - len(turn_ids),
+            usage=Usage(tokens_in=tokens_in, tokens_out=tokens_out),
+        )
+
+    @staticmethod
+    def _turn_rows(
+        parsed: list[Turn], scope: dict[str, Any], base_meta: dict[str, Any], now: datetime
+    ) -> list[_Row]:
+        """Validate and encode each turn: ``(id, turn, timestamp, encoded metadata)``."""
+        rows: list[_Row] = []
+        for i, t in enumerate(parsed):
+            ts = t.timestamp or now
+            if t.id is not None:
+                _require_str(f"turns[{i}].id", t.id)
+            tid = t.id or rec.stable_id(
+                "t_",
+                scope["tenant_id"],
+                rec.unopt(scope["sub_tenant_id"]),
+                rec.unopt(scope["user_id"]),
+                rec.unopt(scope["agent_id"]),
+                scope["session_id"],
+                t.role,
+                t.text,
+                ts.isoformat(),
+            )
+            meta = rec.encode_meta({**base_meta, **t.metadata}, f"turns[{i}].metadata")
+            for j, o in enumerate(t.observations):
+                _require_str(f"turns[{i}].observations[{j}].text", o.text)
+                rec.encode_meta(o.metadata, f"turns[{i}].observations[{j}].metadata")
+            rows.append((tid, t, ts, meta))
+        return rows
+
+    @staticmethod
+    def _check_caller_ids(
+        rows: list[_Row], found: dict[str, tuple[str, dict[str, Any]]], session_id: str
+    ) -> None:
+        """Reject a caller id already used by a different turn.
+
+        A caller id is a tenant-wide key: re-sending the same turn is a no-op (even when a
+        retrying client stamps it anew), but reusing the id for a different turn would
+        silently lose it, so it is an error.
+        """
+        for i, (tid, t, _, _) in enumerate(rows):
+            if t.id is not None and tid in found:
+                text, md = found[tid]
+                if (md.get("session_id"), md.get("role"), text) != (session_id, t.role, t.text):
+                    raise ValidationError(f"turns[{i}].id", f"id {tid!r} is already used by a different turn")
+
+    def _turn_records(
+        self, fresh: list[_Row], scope: dict[str, Any], status: str, now: datetime
+    ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Ids, texts and metadata of new turns and their observations, in write order (``seq``)."""
+        seq = self.next_seq(max(1, sum(1 + len(r[1].observations) for r in fresh)))
+        new_ids: list[str] = []
+        texts: list[str] = []
+        metas: list[dict[str, Any]] = []
+        created_at = now.timestamp()
+        common = {"created_at": created_at, "updated_at": created_at, "expires_at": rec.NEVER,
+                  "version": 1, "is_latest": True, "indexed": True}  # fmt: skip
+        for tid, t, ts, meta in fresh:
+            new_ids.append(tid)
+            texts.append(t.text)
+            metas.append({**scope, **meta, **common, "kind": "turn", "role": t.role, "ts": ts.timestamp(),
+                          "seq": seq, "status": status, "enrich": "pending"})  # fmt: skip
+            seq += 1
+            for j, o in enumerate(t.observations):
+                new_ids.append(rec.stable_id("o_", tid, j, o.text))
+                texts.append(o.text)
+                attrs = {"origin": "observation", "fact_type": "observation", "confidence": 1.0}
+                metas.append({**scope, **rec.encode_meta(o.metadata), **common, "kind": "fact",
+                              "role": t.role, "ts": ts.timestamp(), "seq": seq, "status": "active",
+                              "parent_id": tid, "source_ids": json.dumps([tid]), "attrs": json.dumps(attrs),
+                              "enrich": "done"})  # fmt: skip
+                seq += 1
+        return new_ids, texts, metas
+
+    async def record_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        user_id: str,
+        customer_id: str,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> RecordResult:
+        """Record one user/assistant message (strict variant of :meth:`remember`).
+
+        ``customer_id`` is the tenant and ``conversation_id`` the transcript; ``session_id``
+        is an optional sub-grouping of the conversation, generated when absent.
+
+        Raises:
+            ValidationError: role is not "user"/"assistant", or an id/content is empty.
+        """
+        if role not in ("user", "assistant"):
+            raise ValidationError("role", f"must be 'user' or 'assistant', got {role!r}")
+        _require_str("conversation_id", conversation_id)
+        _require_str("content", content)
+        _require_str("user_id", user_id)
+        _require_str("customer_id", customer_id)
+        _require_str("session_id", session_id, optional=True)
+        session_id = session_id or f"sess_{uuid.uuid4().hex}"
+        message_id = f"msg_{uuid.uuid4().hex}"
+        recorded_at = _now()
+        await self.remember(
+            [
+                Turn(
+                    id=message_id,
+                    role=role,
+                    text=content,
+                    timestamp=recorded_at,
+                    metadata=metadata or {},
+                )
+            ],
+            session_id=conversation_id,
+            user_id=user_id,
+            tenant_id=customer_id,
+            sub_session_id=session_id,
+        )
+        return RecordResult(
+            message_id=message_id,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            recorded_at=recorded_at,
+        )
+
+    @staticmethod
+    def _pairs_text(pairs: Any, user_name: str | None) -> str:
+        if not isinstance(pairs, list | tuple) or not pairs:
+            raise ValidationError("pairs", "must be a non-empty list of user/assistant pairs")
+        lines = []
+        for i, pair in enumerate(pairs):
+            if isinstance(pair, dict):
+                user, assistant = pair.get("user"), pair.get("assistant")
+            elif isinstance(pair, list | tuple) and len(pair) == 2:
+                user, assistant = pair
+            else:
+                raise ValidationError(f"pairs[{i}]", "must be {'user':..., 'assistant':...} or a 2-tuple")
+            if (
+                not isinstance(user, str)
+                or not isinstance(assistant, str)
+                or not (user.strip() or assistant.strip())
+            ):
+                raise ValidationError(f"pairs[{i}]", "user and assistant must be strings, not both empty")
+            if user.strip():
+                lines.append(f"{user_name or 'user'}: {user}")
+            if assistant.strip():
+                lines.append(f"assistant: {assistant}")
+        return "\n".join(lines)
+
+    async def add(
+        self,
+        *,
+        raw_text: str | None = None,
+        pairs: Sequence[Any] | None = None,
+        tenant_id: str = DEFAULT_TENANT,
+        sub_tenant_id: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        memory_id: str | None = None,
+        expiry_seconds: float | None = None,
+        infer: bool = False,
+        custom_instructions: str | None = None,
+        user_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        index: bool = True,
+    ) -> AddResult:
+        """Store raw text, or user/assistant pairs, as a memory.
+
+        Long text is chunked (each chunk searchable, linked to the memory). Writing with an
+        existing ``memory_id`` replaces that memory; its history keeps the old version.
+
+        Args:
+            raw_text: Free text (exclusive with ``pairs``).
+            pairs: ``[{"user": ..., "assistant": ...}]`` or ``[(user, assistant)]``.
+            tenant_id: Isolation boundary.
+            sub_tenant_id: Scope level inside the tenant.
+            user_id: Owner.
+            agent_id: Agent.
+            session_id: Optional session the memory belongs to.
+            memory_id: Caller id (keyed memory); generated when absent.
+            expiry_seconds: Seconds until the memory (and its chunks) vanish.
+            infer: Also store condensed memories extracted from the text.
+            custom_instructions: Passed to the condenser/extractor.
+            user_name: Speaker label for the user side of ``pairs``.
+            metadata: Caller metadata (JSON-serialisable).
+            index: ``False`` stores the memory for get/list only: it is neither embedded nor
+                searched (nor chunked).
+
+        Raises:
+            ValidationError: both or neither of ``raw_text``/``pairs``, empty text, bad expiry.
+        """
+        if raw_text is not None and pairs is not None:
+            raise ValidationError("raw_text", "give raw_text or pairs, not both")
+        if raw_text is None and pairs is None:
+            raise ValidationError("raw_text", "give raw_text or pairs")
+        if raw_text is not None:
+            if not isinstance(raw_text, str) or not raw_text.strip():
+                raise ValidationError("raw_text", "must be a non-empty string")
+            text = raw_text
+        else:
+            text = self._pairs_text(pairs, user_name)
+        if expiry_seconds is not None and (
+            isinstance(expiry_seconds, bool)
+            or not isinstance(expiry_seconds, int | float)
+            or expiry_seconds <= 0
+        ):
+            raise ValidationError("expiry_seconds", "must be a positive number of seconds")
+        _require_str("memory_id", memory_id, optional=True)
+        _require_str("tenant_id", tenant_id)
+        meta = rec.encode_meta(metadata or {}, "metadata")
+        memory_id = memory_id or f"mem_{uuid.uuid4().hex}"
+        source_id = rec.stable_id("src_", text)
+        now = time.time()
+        expires_at = now + expiry_seconds if expiry_seconds else rec.NEVER
+        chunks = chunk_text(text) if index else [text]
+        inferred = (
+            await aextract_for_add(text, custom_instructions=custom_instructions, enricher=self.enricher)
+            if infer
+            else []
+        )
+        scope = {
+            "tenant_id": tenant_id,
+            "sub_tenant_id": rec.opt(sub_tenant_id),
+            "user_id": rec.opt(user_id),
+            "agent_id": rec.opt(agent_id),
+            "session_id": rec.opt(session_id),
+            "sub_session_id": "",
+            "role": "user" if pairs is not None else "",
+        }
+        async with self._session_lock(tenant_id, f"memory:{memory_id}"):
+            old = (await self._get_raw(tenant_id, [memory_id])).get(memory_id)
+            version = 1
+            if old is not None:
+                await self._append_history(tenant_id, memory_id, old[0], old[1])
+                version = int(old[1].get("version", 1)) + 1
+                await self.delete_records(tenant_id, await self._children(tenant_id, memory_id))
+            seq = self.next_seq(1 + len(chunks) + len(inferred))
+            common = {
+                **scope,
+                **meta,
+                "ts": now,
+                "status": "active",
+                "created_at": now,
+                "updated_at": now,
+                "expires_at": expires_at,
+                "is_latest": True,
+                "enrich": "done",
+            }
+            ids = [memory_id]
+            texts = [text]
+            attrs = {"source_id": source_id, "last_event": "ADD" if old is None else "UPDATE"}
+            metas = [
+                {
+                    **common,
+                    "kind": "raw",
+                    "seq": seq,
+                    "version": version,
+                    "indexed": index and len(chunks) == 1,
+                    "attrs": json.dumps(attrs),
+                }
+            ]
+            if len(chunks) > 1:
+                for i, chunk in enumerate(chunks):
+                    ids.append(f"{memory_id}#c{i}")
+                    texts.append(chunk)
+                    metas.append(
+                        {
+                            **common,
+                            "kind": "chunk",
+                            "seq": seq + 1 + i,
+                            "version": 1,
+                            "indexed": True,
+                            "parent_id": memory_id,
+                            "source_ids": json.dumps([memory_id]),
+                            "attrs": json.dumps({"chunk_index": i, "source_id": source_id}),
+                        }
+                    )
+            for i, fact in enumerate(inferred):
+                ids.append(f"{memory_id}#f{i}")
+                texts.append(fact)
+                metas.append(
+                    {
+                        **common,
+                        "kind": "fact",
+                        "seq": seq + 1 + len(chunks) + i,
+                        "version": 1,
+                        "indexed": index,
+                        "parent_id": memory_id,
+                        "source_ids": json.dumps([memory_id]),
+                        "attrs": json.dumps({"origin": "inferred", "source_id": source_id}),
+                    }
+                )
+            if not index:
+                # Chroma needs a vector; an unindexed memory is never searched, so any will do.
+                embeddings = [[1.0] + [0.0] * (self.embedder.dimension - 1) for _ in texts]
+            else:
+                embeddings = await self.embed(texts[1:] if len(chunks) > 1 else texts)
+            if index and len(chunks) > 1:
+                # The long parent is not searched itself (its chunks are); reuse chunk 0's vector.
+                embeddings = [embeddings[0], *embeddings]
+            await self.write_records(tenant_id, ids, texts, metas, embeddings)
+        return AddResult(
+            memory_id=memory_id,
+            source_id=source_id,
+            chunks_created=len(chunks) + len(inferred),
+            original_chunks=len(chunks),
+            inferred_chunks=len(inferred),
+        )
