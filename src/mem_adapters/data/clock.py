@@ -66,3 +66,20 @@ class RevisionClock:
     def since(self, watermark: int) -> int:
         """The revision a catch-up reads above, for a partition at ``watermark``."""
         return max(0, watermark - self.skew_ns)
+
+
+class SeqClock:
+    """Write order (``seq``): wall-clock nanoseconds, strictly increasing inside the process.
+
+    Within a process ``seq`` is exactly write order; across processes it is write-time
+    order (ties broken by id). A re-sent turn keeps its first ``seq``.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self, n: int = 1) -> int:
+        """Reserve ``n`` consecutive sequence numbers; returns the first."""
+        base = max(time.time_ns(), self._last + 1)
+        self._last = base + n - 1
+        return base

@@ -23,15 +23,16 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import records as rec
 from ..filters import all_of
+from ..models import MemoryItem
 from .chroma import AUX_VECTOR, ChromaStore, Collection
-from .clock import RevisionClock
+from .clock import RevisionClock, SeqClock
 from .partition import Partition
 from .snapshots import MIN_RECORDS, SnapshotStore
 
@@ -60,6 +61,8 @@ class DataLayer:
         clock: Revision clock (tests pass one with an offset).
         partition_budget_mb: Memory budget of the partition cache.
         snapshots: Where derived snapshots of large partitions are kept (``None``: nowhere).
+        embed: Coroutine function embedding record texts (used when a write brings no vectors).
+        seq: The process's write-order clock.
     """
 
     def __init__(
@@ -70,8 +73,12 @@ class DataLayer:
         clock: RevisionClock | None = None,
         partition_budget_mb: float | None = None,
         snapshots: SnapshotStore | None = None,
+        embed: Callable[[list[str]], Awaitable[list[list[float]]]] | None = None,
+        seq: SeqClock | None = None,
     ) -> None:
         self.store = store
+        self._embed = embed
+        self.seq = seq or SeqClock()
         self.snapshots = snapshots
         self._snapped: dict[PartitionKey, int] = {}  # partition version last written to disk
         self.dimension = dimension
@@ -127,11 +134,21 @@ class DataLayer:
         ids: list[str],
         texts: list[str],
         metas: list[dict[str, Any]],
-        embeddings: list[list[float]],
+        embeddings: list[list[float]] | None = None,
     ) -> None:
-        """Upsert records (one Chroma call per batch limit), each stamped with a new revision."""
+        """Upsert records (one Chroma call per batch limit), each stamped with a new revision.
+
+        Without ``embeddings`` the texts are embedded (their exact text, see
+        :func:`mem_adapters.records.embedding_text`).
+        """
         if not ids:
             return
+        if embeddings is None:
+            if self._embed is None:
+                raise ValueError("this data layer has no embedder: pass embeddings")
+            embeddings = await self._embed(
+                [rec.embedding_text(t, m) for t, m in zip(texts, metas, strict=True)]
+            )
         rev = self.clock.next(len(ids))
         stamped = [{**m, "rev": rev + n} for n, m in enumerate(metas)]
         mem = await self.mem(tenant_id)
@@ -232,6 +249,31 @@ class DataLayer:
             for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
             if m.get("expires_at", rec.NEVER) > now
         }
+
+    async def items(self, tenant_id: str, ids: Sequence[str]) -> list[MemoryItem]:
+        """Live records by id as public items, in the given order (unknown ids skipped)."""
+        found = await self.fetch(tenant_id, ids)
+        return [rec.to_item(i, *found[i]) for i in ids if i in found]
+
+    async def session_turns(
+        self, tenant_id: str, session_id: str, *, user_id: str | None = None, status: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(id, metadata)`` of a session's live turns in write order (``seq``, then id)."""
+        pair = await self.store.open(tenant_id, create=False)
+        if pair is None:
+            return []
+        where = all_of(
+            {"kind": "turn"},
+            {"session_id": session_id},
+            {"user_id": user_id} if user_id is not None else None,
+            {"status": status} if status is not None else None,
+        )
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
+        return sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0]))
+
+    async def tenants(self) -> list[str]:
+        """Every tenant id that holds memories in this store."""
+        return await self.store.tenants()
 
     def _held(self, tenant_id: str) -> list[tuple[PartitionKey, Partition]]:
         return [(k, p) for k, p in self._parts.items() if k[0] == tenant_id]

@@ -26,7 +26,7 @@ import time
 import uuid
 import weakref
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from .rules import _NOT_ENTITY, _STOP, RuleExtractor
 from .types import ACCUMULATING_PREDICATES, EpisodeSummary, ExtractedFact, ExtractionError, TurnInput
 
 if TYPE_CHECKING:
-    from ..async_engine import AsyncMemoryEngine
+    from ..data import DataLayer
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class Enricher:
         self.topic_shift = topic_shift
         self.min_episode_turns = min_episode_turns
         self.context_turns = context_turns
-        self._engine: AsyncMemoryEngine | None = None
+        self._data_of: Callable[[], Awaitable[DataLayer]] | None = None
         self._queue: deque[tuple[str, str, str]] = deque()  # (tenant, job id, session)
         self._queued: set[str] = set()
         self._current: tuple[str, str, str] | None = None
@@ -170,18 +170,22 @@ class Enricher:
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def engine(self) -> AsyncMemoryEngine:
-        """The bound engine."""
-        if self._engine is None:
-            raise JobError("Enricher is not bound to an engine")
-        return self._engine
+    async def data(self) -> DataLayer:
+        """The data layer of the store this worker enriches."""
+        if self._data_of is None:
+            raise JobError("Enricher is not bound to a store")
+        return await self._data_of()
 
-    def bind(self, engine: AsyncMemoryEngine) -> None:
-        """Attach to an engine; starts the worker (and resumes pending work) if a loop is running."""
-        if self._engine is not None and self._engine is not engine:
+    def bind(self, data: Callable[[], Awaitable[DataLayer]]) -> None:
+        """Attach to a store's data layer; starts the worker (and resumes pending work) if a loop runs.
+
+        Args:
+            data: Coroutine function returning the data layer (opened lazily by its owner;
+                it raises ``ClosedError`` once the owner is closed).
+        """
+        if self._data_of is not None and self._data_of != data:
             raise JobError("an Enricher serves exactly one engine")
-        self._engine = engine
+        self._data_of = data
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -232,7 +236,7 @@ class Enricher:
     async def submit(self, tenant_id: str, session_id: str, turn_ids: Sequence[str]) -> str:
         """Record a durable job for new turns and queue it; returns the job id."""
         self._ensure_worker()
-        mem, _ = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        mem, _ = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         got = await mem.get(ids=list(turn_ids)[:1], include=["metadatas"])
         user_id = got["metadatas"][0].get("user_id", "") if got["ids"] else ""
         job_id = await self._create_job(tenant_id, session_id, user_id, list(turn_ids))
@@ -242,7 +246,7 @@ class Enricher:
     async def _create_job(self, tenant_id: str, session_id: str, user_id: str, turn_ids: list[str]) -> str:
         job_id = f"job_{uuid.uuid4().hex}"
         self._remember_tenant(job_id, tenant_id)
-        _, aux = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        _, aux = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         now = time.time()
         await aux.upsert(
             [job_id], [AUX_VECTOR], [json.dumps({"turn_ids": turn_ids})],
@@ -270,7 +274,7 @@ class Enricher:
         if known is not None:
             return known
         if isinstance(job_id, str) and job_id:
-            for tenant in await (await self.engine.store()).tenants():
+            for tenant in await (await self.data()).tenants():
                 if await self._job_row(tenant, job_id) is not None:
                     self._remember_tenant(job_id, tenant)
                     return tenant
@@ -286,7 +290,7 @@ class Enricher:
             self._wake.set()
 
     async def _job_row(self, tenant_id: str, job_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        pair = await self.engine.collections(tenant_id, create=False)
+        pair = await (await self.data()).collections(tenant_id, create=False)
         if pair is None:
             return None
         got = await pair[1].get(ids=[job_id], include=["documents", "metadatas"])
@@ -295,7 +299,7 @@ class Enricher:
         return json.loads(got["documents"][0] or "{}"), got["metadatas"][0]
 
     async def _set_job(self, tenant_id: str, job_id: str, **fields: Any) -> None:
-        _, aux = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        _, aux = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         await aux.update_metadata([job_id], [fields])
 
     async def job_status(self, job_id: str, *, tenant_id: str | None = None) -> JobStatus:
@@ -401,9 +405,8 @@ class Enricher:
 
     async def _resume(self) -> None:
         """Queue unfinished jobs and pending turns no job covers, for every tenant."""
-        store = await self.engine.store()
-        for tenant_id in await store.tenants():
-            pair = await self.engine.collections(tenant_id, create=False)
+        for tenant_id in await (await self.data()).tenants():
+            pair = await (await self.data()).collections(tenant_id, create=False)
             if pair is None:
                 continue
             mem, aux = pair
@@ -466,7 +469,7 @@ class Enricher:
             return
 
     async def _mark_turns(self, tenant_id: str, turn_ids: list[str], state: str) -> None:
-        mem, _ = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        mem, _ = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         got = await mem.get(ids=turn_ids, include=["metadatas"])
         ids = [i for i, m in zip(got["ids"], got["metadatas"], strict=True) if m.get("enrich") == "pending"]
         if ids:
@@ -482,7 +485,7 @@ class Enricher:
         row = await self._job_row(tenant_id, job_id)
         if row is None:
             raise JobError(f"unknown enrichment job {job_id!r} in tenant {tenant_id!r}")
-        mem, _ = await self.engine.collections(tenant_id)  # type: ignore[misc]
+        mem, _ = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         ids = row[0].get("turn_ids", [])
         got = await mem.get(ids=ids, include=["metadatas"])
         failed = [i for i, m in zip(got["ids"], got["metadatas"], strict=True) if m.get("enrich") == "failed"]
@@ -524,8 +527,7 @@ class Enricher:
     # ------------------------------------------------------------------ the job
 
     async def _process(self, tenant_id: str, session_id: str, turn_ids: list[str]) -> None:
-        engine = self.engine
-        mem, _ = await engine.collections(tenant_id)  # type: ignore[misc]
+        mem, _ = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         got = await mem.get(ids=turn_ids, include=["documents", "metadatas", "embeddings"])
         turns = sorted(
             [(i, d or "", m, list(map(float, e)))
@@ -541,11 +543,11 @@ class Enricher:
                   for i, d, m, _ in turns]  # fmt: skip
         context: list[TurnInput] = []
         if self.context_turns and getattr(self.extractor, "wants_context", False):
-            index = await engine._turn_index(tenant_id, session_id)
+            index = await (await self.data()).session_turns(tenant_id, session_id)
             first_seq = turns[0][2].get("seq", 0)
             prior = [i for i, m in index if m.get("seq", 0) < first_seq][-self.context_turns :]
             context = [TurnInput(id=x.id, role=x.role or "user", text=x.text, timestamp=x.timestamp)
-                       for x in await engine.get_many(prior, tenant_id=tenant_id)]  # fmt: skip
+                       for x in await (await self.data()).items(tenant_id, prior)]  # fmt: skip
         # Everything that can fail on bad extractor output happens before the first write.
         facts = await self._extract(inputs, context)
         await self._use_names(mem, facts, by_id)
@@ -629,7 +631,6 @@ class Enricher:
         observations: list[tuple[str, str, dict[str, Any], ExtractedFact | None]],
     ) -> dict[str, list[str]]:
         """Write facts with supersession; returns fact ids per source turn."""
-        engine = self.engine
         now = time.time()
         # (id, text, fact, source turn metadata, existing observation metadata or None)
         planned: list[tuple[str, str, ExtractedFact, dict[str, Any], dict[str, Any] | None]] = []
@@ -656,7 +657,7 @@ class Enricher:
         updates: dict[str, dict[str, Any]] = {}  # id -> metadata patch of stored facts
         latest: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (id, metadata) as of this job
         repairs: list[tuple[str, str, float]] = []  # (old id, new id, superseded_at)
-        seq = engine.next_seq(len(planned) or 1)
+        seq = (await self.data()).seq.next(len(planned) or 1)
         for n, (fid, text, fact, turn_md, obs_md) in enumerate(planned):
             src = fact.source_turn_ids[0]
             fact_ids_by_turn.setdefault(src, [])
@@ -744,7 +745,7 @@ class Enricher:
                 latest[key] = (fid, md)
         if writes:
             ids = list(writes)
-            await engine.write_records(
+            await (await self.data()).write_records(
                 tenant_id, ids, [writes[i][0] for i in ids], [writes[i][1] for i in ids]
             )
         for old_id, new_id, at in repairs:  # finish a supersession an interrupted run began
@@ -762,11 +763,11 @@ class Enricher:
         return fact_ids_by_turn
 
     async def _patch(self, tenant_id: str, mem: Any, updates: dict[str, dict[str, Any]]) -> None:
-        """Merge metadata into stored records through the engine (keeps derived indexes in step)."""
+        """Merge metadata into stored records through the data layer (keeps derived indexes in step)."""
         ids = list(updates)
         got = await mem.get(ids=ids, include=["documents", "metadatas", "embeddings"])
         metas = [{**m, **updates[i]} for i, m in zip(got["ids"], got["metadatas"], strict=True)]
-        await self.engine.write_records(
+        await (await self.data()).write_records(
             tenant_id, list(got["ids"]), [d or "" for d in got["documents"]], metas,
             [list(map(float, e)) for e in got["embeddings"]],
         )  # fmt: skip
@@ -844,7 +845,7 @@ class Enricher:
             a["title"], a["summary"] = summary.title, summary.summary
             md = {f: ep["md"].get(f, "") for f in SCOPE_FIELDS}
             md.update(
-                kind="episode", ts=a["started_ts"], seq=ep["md"].get("seq") or self.engine.next_seq(),
+                kind="episode", ts=a["started_ts"], seq=ep["md"].get("seq") or (await self.data()).seq.next(),
                 status="active", created_at=a["started_ts"], updated_at=now, expires_at=rec.NEVER, version=1,
                 is_latest=True, indexed=True, supersedes="", superseded_by="", superseded_at=rec.NEVER,
                 source_ids=json.dumps(a["turn_ids"]), parent_id="", enrich="done", attrs=json.dumps(a),
@@ -852,7 +853,7 @@ class Enricher:
             ids.append(ep["id"])
             texts.append(f"{a['title']}: {a['summary']}")
             metas.append(md)
-        await self.engine.write_records(tenant_id, ids, texts, metas)
+        await (await self.data()).write_records(tenant_id, ids, texts, metas)
 
     async def _summarize(self, mem: Any, attrs: dict[str, Any], *, final: bool) -> EpisodeSummary:
         """Title and summary: the extractor's ``asummarize`` for closed episodes if it has one."""
@@ -890,7 +891,7 @@ class Enricher:
         ):
             self._raise_if_dead()
             await asyncio.sleep(0.02)
-        pair = await self.engine.collections(tenant_id, create=False)
+        pair = await (await self.data()).collections(tenant_id, create=False)
         if pair is None:
             return None
         mem = pair[0]
@@ -904,7 +905,10 @@ class Enricher:
                 ep = {"id": eid, "md": md, "attrs": attrs}
                 await self._write_episodes(tenant_id, mem, [ep])
                 closed = eid
-        return None if closed is None else await self.engine.get(closed, tenant_id=tenant_id)
+        if closed is None:
+            return None
+        found = await (await self.data()).items(tenant_id, [closed])
+        return found[0] if found else None
 
 
 def _with_name(text: str, name: str) -> str:

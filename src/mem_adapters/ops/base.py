@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import records as rec
 from ..data import ChromaStore, Collection, DataLayer
+from ..data.clock import SeqClock
 from ..data.snapshots import SnapshotStore
 from ..embeddings import as_embedder, count_tokens
 from ..enrichment import Enricher
@@ -99,7 +99,7 @@ class EngineBase:
         self._snapshots = SnapshotStore(snapshot_dir) if snapshot_dir is not None else None
         self._store_lock = asyncio.Lock()
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._last_seq = 0
+        self._seq = SeqClock()
         self._last_purge: dict[str, float] = {}
         self._closed = False
         self.retriever = Retriever(None, self.embed_query)
@@ -109,7 +109,7 @@ class EngineBase:
             enricher = Enricher()
         self.enricher = enricher
         if enricher is not None and hasattr(enricher, "bind"):
-            enricher.bind(self)
+            enricher.bind(self.data)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -137,6 +137,8 @@ class EngineBase:
                         self.embedder.dimension,
                         partition_budget_mb=self._partition_budget_mb,
                         snapshots=self._snapshots,
+                        embed=self.embed,
+                        seq=self._seq,
                     )
                     self.retriever.data = self._data
                     self._store = store
@@ -182,9 +184,7 @@ class EngineBase:
 
     def next_seq(self, n: int = 1) -> int:
         """Reserve ``n`` consecutive sequence numbers; returns the first."""
-        base = max(time.time_ns(), self._last_seq + 1)
-        self._last_seq = base + n - 1
-        return base
+        return self._seq.next(n)
 
     def _session_lock(self, tenant_id: str, session_id: str) -> asyncio.Lock:
         key = (tenant_id, session_id)
@@ -203,13 +203,7 @@ class EngineBase:
         metas: list[dict[str, Any]],
         embeddings: list[list[float]] | None = None,
     ) -> None:
-        """Embed (unless given) and upsert records through the data layer."""
-        if not ids:
-            return
-        if embeddings is None:
-            embeddings = await self.embed(
-                [rec.embedding_text(t, m) for t, m in zip(texts, metas, strict=True)]
-            )
+        """Upsert records through the data layer (which embeds them unless vectors are given)."""
         await (await self.data()).write_records(tenant_id, ids, texts, metas, embeddings)
 
     async def delete_records(self, tenant_id: str, ids: list[str]) -> None:

@@ -121,17 +121,8 @@ class ReadsMixin(EngineBase):
         status: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """``(id, metadata)`` of a session's turns sorted by ``seq``."""
-        pair = await self.collections(tenant_id, create=False)
-        if pair is None:
-            return []
-        where = all_of(
-            {"kind": "turn"},
-            {"session_id": session_id},
-            {"user_id": user_id} if user_id is not None else None,
-            {"status": status} if status is not None else None,
-        )
-        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
-        return sorted(zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1]["seq"], x[0]))
+        _require_str("tenant_id", tenant_id)
+        return await (await self.data()).session_turns(tenant_id, session_id, user_id=user_id, status=status)
 
     async def count_turns(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
