@@ -23,7 +23,7 @@ import typer
 
 # Commands register themselves on import; the order below is their order in --help.
 # isort: off
-from . import demo_cmd, transfer_cmds, store_cmds, doctor_cmd, bench_cmds
+from . import demo_cmd, transfer_cmds, store_cmds, doctor_cmd, bench_cmds, serve_cmd
 
 # isort: on
 from .app import StoreOptions, app, store_command
@@ -64,6 +64,7 @@ __all__ = [
     "demo_cmd",
     "doctor_cmd",
     "main",
+    "serve_cmd",
     "store_cmds",
     "store_command",
     "transfer_cmds",

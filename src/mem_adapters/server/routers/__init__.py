@@ -1,0 +1,17 @@
+"""One router per resource of the service."""
+
+from __future__ import annotations
+
+from . import conversations, health, ingestion, jobs, memories, user_memory, users
+
+ROUTERS = [
+    health.router,
+    ingestion.router,
+    user_memory.router,
+    memories.router,
+    conversations.router,
+    jobs.router,
+    users.router,
+]
+
+__all__ = ["ROUTERS"]
