@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import conversations, health, ingestion, jobs, memories, user_memory, users
+from . import conversations, health, ingestion, jobs, memories, native, user_memory, users
 
 ROUTERS = [
     health.router,
@@ -12,6 +12,7 @@ ROUTERS = [
     conversations.router,
     jobs.router,
     users.router,
+    native.router,
 ]
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,295 @@
+"""The client's methods, written once: each builds a :class:`Call` and says how to read the answer.
+
+:class:`~mem_adapters.client.MemoryClient` runs them and returns the value;
+:class:`~mem_adapters.client.AsyncMemoryClient` returns an awaitable of the same value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+from ..errors import ValidationError
+from ..models import (
+    AddResult,
+    EraseReceipt,
+    HistoryEntry,
+    JobStatus,
+    MemoryItem,
+    Page,
+    RecordResult,
+    SearchResult,
+    Turn,
+    WriteResult,
+)
+from ._core import Call, drop_none, fixed_turns, new_idempotency_key, new_memory_id
+
+Parse = Callable[[Any], Any]
+
+
+def _q(value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("id", "must be a non-empty string")
+    return quote(value, safe="")
+
+
+class ClientMethods:
+    """Engine-named methods over the service (the tenant is always the credential's)."""
+
+    def _do(self, call: Call, parse: Parse) -> Any:  # pragma: no cover - provided by the clients
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- writes
+
+    def remember(
+        self,
+        turns: Sequence[Turn | dict[str, Any]],
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        tenant_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        sub_session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        status: Literal["active", "archived"] = "active",
+    ) -> WriteResult:
+        """Write turns (see :meth:`mem_adapters.MemoryEngine.remember`); safe to retry.
+
+        Turns without a timestamp get one now, before the first attempt, so a retry sends the
+        very same turns and the server writes them once.
+        """
+        if isinstance(turns, Turn | dict | str) or turns is None:
+            raise ValidationError("turns", "must be a list of Turn or dict")
+        body = drop_none(
+            {
+                "turns": fixed_turns(turns),
+                "session_id": session_id,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "tenant_id": tenant_id,
+                "sub_tenant_id": sub_tenant_id,
+                "sub_session_id": sub_session_id,
+                "metadata": metadata,
+                "status": status,
+            }
+        )
+        return self._do(Call("POST", "/v1/engine/remember", json=body), WriteResult.model_validate)
+
+    def add(
+        self,
+        *,
+        raw_text: str | None = None,
+        pairs: Sequence[Any] | None = None,
+        tenant_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        user_id: str | None = None,
+        memory_id: str | None = None,
+        expiry_seconds: float | None = None,
+        infer: bool = False,
+        custom_instructions: str | None = None,
+        user_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AddResult:
+        """Store raw text or user/assistant pairs (see :meth:`mem_adapters.MemoryEngine.add`).
+
+        The memory id is fixed before the first attempt, so a retry rewrites nothing.
+
+        Raises:
+            ValidationError: both or neither of ``raw_text``/``pairs``.
+        """
+        if (raw_text is None) == (pairs is None):
+            raise ValidationError("raw_text", "give raw_text or pairs (one of them)")
+        norm_pairs = None
+        if pairs is not None:
+            norm_pairs = []
+            for i, p in enumerate(pairs):
+                if isinstance(p, dict):
+                    norm_pairs.append({"user": p.get("user", ""), "assistant": p.get("assistant", "")})
+                elif isinstance(p, list | tuple) and len(p) == 2:
+                    norm_pairs.append({"user": p[0], "assistant": p[1]})
+                else:
+                    raise ValidationError(f"pairs[{i}]", "must be {'user':..., 'assistant':...} or a 2-tuple")
+        body = drop_none(
+            {
+                "tenant_id": tenant_id,
+                "sub_tenant_id": sub_tenant_id,
+                "raw_text": raw_text,
+                "user_assistant_pairs": norm_pairs,
+                "expiry_time": expiry_seconds,
+                "infer": infer,
+                "custom_instructions": custom_instructions,
+                "user_name": user_name,
+                "memory_id": memory_id or new_memory_id(),
+                "user_id": user_id,
+                "metadata": metadata,
+            }
+        )
+
+        def parse(data: Any) -> AddResult:
+            return AddResult.model_validate({k: data[k] for k in AddResult.model_fields if k in data})
+
+        return self._do(Call("POST", "/memories/add-memories", json=body), parse)
+
+    def record_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        user_id: str | None = None,
+        customer_id: str | None = None,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> RecordResult:
+        """Record one user/assistant message; an ``Idempotency-Key`` makes retries safe."""
+        body = drop_none(
+            {
+                "role": role,
+                "content": content,
+                "user_id": user_id,
+                "customer_id": customer_id,
+                "session_id": session_id,
+                "metadata": metadata,
+            }
+        )
+        call = Call(
+            "POST",
+            f"/v1/conversations/{_q(conversation_id)}/messages",
+            json=body,
+            headers={"Idempotency-Key": new_idempotency_key()},
+        )
+        return self._do(call, RecordResult.model_validate)
+
+    def update(
+        self, memory_id: str, text: str | None = None, metadata: dict[str, Any] | None = None, **_: Any
+    ) -> MemoryItem:
+        """Patch text and/or metadata (not retried once sent: a repeat would add a version)."""
+        body = drop_none({"text": text, "metadata": metadata})
+        call = Call("PATCH", f"/v1/engine/memories/{_q(memory_id)}", json=body, idempotent=False)
+        return self._do(call, MemoryItem.model_validate)
+
+    def delete(self, memory_id: str, **_: Any) -> None:
+        """Delete a memory and what was derived from it (a retry that finds it gone succeeds)."""
+        call = Call("DELETE", f"/v1/memories/{_q(memory_id)}/", missing_ok=True)
+        return self._do(call, lambda _data: None)
+
+    def erase(self, *, user_id: str | None = None, tenant_id: str | None = None) -> EraseReceipt:
+        """Erase a user of the credential's tenant; answers with the receipt.
+
+        Raises:
+            ValidationError: no ``user_id`` (a whole tenant is not erased over HTTP).
+        """
+        if not user_id:
+            raise ValidationError("user_id", "the service erases one user at a time")
+        return self._do(Call("DELETE", f"/v1/users/{_q(user_id)}"), EraseReceipt.model_validate)
+
+    # -------------------------------------------------------------------------------- reads
+
+    def search(
+        self,
+        query: str,
+        *,
+        tenant_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        k: int = 10,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        time_range: tuple[datetime | str | None, datetime | str | None] | None = None,
+        mode: Literal["flat", "context"] = "flat",
+        char_budget: int | None = None,
+        as_of: datetime | str | None = None,
+    ) -> SearchResult:
+        """Rank memories (see :meth:`mem_adapters.MemoryEngine.search`), with score parts."""
+        body = drop_none(
+            {
+                "query": query,
+                "tenant_id": tenant_id,
+                "sub_tenant_id": sub_tenant_id,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "session_id": session_id,
+                "k": k,
+                "filters": filters,
+                "kinds": list(kinds) if kinds is not None else None,
+                "time_range": list(time_range) if time_range is not None else None,
+                "mode": mode,
+                "char_budget": char_budget,
+                "as_of": as_of,
+            }
+        )
+        return self._do(Call("POST", "/v1/engine/search", json=body), SearchResult.model_validate)
+
+    def list(
+        self,
+        filters: dict[str, Any] | None = None,
+        page: int = 1,
+        page_size: int = 50,
+        *,
+        tenant_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Page:
+        """One page of memories in write order."""
+        body = drop_none(
+            {
+                "filters": filters,
+                "page": page,
+                "page_size": page_size,
+                "tenant_id": tenant_id,
+                "sub_tenant_id": sub_tenant_id,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "session_id": session_id,
+                "kinds": list(kinds) if kinds is not None else None,
+            }
+        )
+        return self._do(Call("POST", "/v1/engine/list", json=body), Page.model_validate)
+
+    def get(self, memory_id: str, **_: Any) -> MemoryItem:
+        """One memory (raises :class:`~mem_adapters.client.NotFoundError`)."""
+        return self._do(Call("GET", f"/v1/engine/memories/{_q(memory_id)}"), MemoryItem.model_validate)
+
+    def history(self, memory_id: str, **_: Any) -> list[HistoryEntry]:
+        """Every version of a memory."""
+        return self._do(
+            Call("GET", f"/v1/memories/{_q(memory_id)}/history/"),
+            lambda data: [HistoryEntry.model_validate(h) for h in data],
+        )
+
+    def get_messages(
+        self,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        status: Literal["active", "archived"] | None = None,
+        limit: int | None = None,
+        last: bool = False,
+        **_: Any,
+    ) -> list[MemoryItem]:
+        """A session's turns in exact write order."""
+        params = drop_none({"user_id": user_id, "status": status, "limit": limit, "last": last or None})
+        return self._do(
+            Call("GET", f"/v1/engine/sessions/{_q(session_id)}/messages", params=params),
+            lambda data: [MemoryItem.model_validate(m) for m in data],
+        )
+
+    def list_sessions(self, *, user_id: str | None = None, **_: Any) -> list[str]:
+        """Session ids by their first turn."""
+        return self._do(Call("GET", "/v1/engine/sessions", params=drop_none({"user_id": user_id})), list)
+
+    def tenants(self) -> list[str]:
+        """Every tenant of the store (needs an admin credential)."""
+        return self._do(Call("GET", "/v1/tenants"), lambda data: list(data["tenants"]))
+
+    def job_status(self, job_id: str, **_: Any) -> JobStatus:
+        """State of an enrichment job."""
+        return self._do(Call("GET", f"/v1/jobs/{_q(job_id)}"), JobStatus.model_validate)

@@ -1,0 +1,249 @@
+"""mem_adapters.client against a real `mem-adapters serve` on loopback (no mocks).
+
+A small TCP proxy between client and server drops the connection after the server has
+answered (so after it committed): the client retries and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+import jwt
+import pytest
+
+pytest.importorskip("fastapi")
+
+from mem_adapters import errors as engine_errors
+from mem_adapters.client import (
+    AsyncMemoryClient,
+    AuthenticationError,
+    InvalidInputError,
+    MemoryClient,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from mem_adapters.server.process import ServerProcess
+
+SECRET = "client-test-secret-" + "z" * 32
+
+
+def token(org: str = "acme", **claims) -> str:
+    now = int(time.time())
+    return jwt.encode({"org_id": org, "sub": "dana", "iat": now, "exp": now + 900, **claims}, SECRET, "HS256")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("client-svc")
+    with ServerProcess(["--path", str(d / "store"), "--jwt-secret", SECRET]) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server):
+    with MemoryClient(server.url, token=token(), backoff=0.05) as c:
+        yield c
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class DroppingProxy:
+    """Forwards TCP to ``upstream``; for the first request to each route (up to ``drops``) it
+    reads the server's whole answer, then closes the client's connection without passing it on."""
+
+    def __init__(self, upstream: tuple[str, int], drops: int = 1) -> None:
+        self.upstream, self.drops, self.dropped = upstream, drops, 0
+        self._seen: set[bytes] = set()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read_http(sock: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head + b"\r\n\r\n" + body
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, socket.create_connection(self.upstream) as up:
+            while True:
+                request = self._read_http(conn)
+                if not request:
+                    return
+                up.sendall(request)
+                answer = self._read_http(up)
+                route = request.split(b"\r\n", 1)[0]
+                if self.dropped < self.drops and route not in self._seen:
+                    self._seen.add(route)
+                    self.dropped += 1  # the server has committed and answered: drop the answer
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+                conn.sendall(answer)
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+def test_round_trip_with_engine_names_and_models(client):
+    session, user = f"s_{_uid()}", f"u_{_uid()}"
+    client.initialize()
+    res = client.remember(
+        [{"role": "user", "text": "I love hiking in the Alps"}, {"role": "assistant", "text": "Nice!"}],
+        session_id=session,
+        user_id=user,
+    )
+    assert len(res.active_ids) == 2 and res.created == 2 and res.passive_job_id
+    assert client.wait(res.passive_job_id, timeout=60).status == "done"
+    hits = client.search("outdoor hobbies", session_id=session, k=3)
+    assert hits.results[0].text == "I love hiking in the Alps"
+    assert hits.results[0].score_parts is not None and hits.results[0].kind == "turn"
+    ctx = client.search("hobbies", session_id=session, mode="context", char_budget=200)
+    assert ctx.context and len(ctx.context) <= 200
+    turns = client.get_messages(session)
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert session in client.list_sessions(user_id=user)
+    page = client.list(session_id=session, kinds=["turn"], page_size=1)
+    assert page.count == 2 and page.next == 2
+    item = client.update(res.active_ids[1], text="Nice, enjoy!", metadata={"edited": True})
+    assert item.text == "Nice, enjoy!" and item.metadata == {"edited": True}
+    assert [h.event for h in client.history(item.id)] == ["ADD", "UPDATE"]
+    added = client.add(raw_text="Prefers window seats", user_id=user, expiry_seconds=3600)
+    assert client.get(added.memory_id).text == "Prefers window seats"
+    rec = client.record_message(session, "user", "one more thing", user_id=user)
+    assert rec.conversation_id == session
+    client.delete(added.memory_id)
+    with pytest.raises(NotFoundError):
+        client.get(added.memory_id)
+    receipt = client.erase(user_id=user)
+    assert receipt.turns == 3
+    assert client.list_sessions(user_id=user) == []
+
+
+async def test_async_client(server):
+    session = f"as_{_uid()}"
+    async with AsyncMemoryClient(server.url, token=token()) as ac:
+        await ac.initialize()
+        res = await ac.remember([{"role": "user", "text": "My cat is called Miso"}], session_id=session)
+        assert (await ac.get(res.active_ids[0])).text == "My cat is called Miso"
+        hits = await ac.search("pet name", session_id=session)
+        assert hits.results[0].id == res.active_ids[0]
+        with pytest.raises(NotFoundError):
+            await ac.get("t_nope")
+
+
+def test_typed_errors(server, client):
+    with pytest.raises(AuthenticationError) as e:
+        MemoryClient(server.url, token=token(exp=int(time.time()) - 5)).search("x")
+    assert e.value.status == 401
+    with pytest.raises(AuthenticationError):
+        MemoryClient(server.url, api_key="mak_00_nope").get("x")
+    with pytest.raises(PermissionDeniedError) as pe:
+        client.remember([{"role": "user", "text": "x"}], tenant_id="globex")
+    assert pe.value.code == "tenant_mismatch"
+    with pytest.raises(PermissionDeniedError):
+        client.tenants()
+    assert "acme" in MemoryClient(server.url, token=token(role="admin")).tenants()
+    with pytest.raises(NotFoundError) as nf:
+        client.get("t_unknown")
+    assert isinstance(nf.value, engine_errors.NotFoundError)
+    with pytest.raises(InvalidInputError) as ie:
+        client.search("x", k=0)
+    assert isinstance(ie.value, engine_errors.ValidationError) and ie.value.field == "k"
+    with pytest.raises(InvalidInputError) as ie:
+        client.search("x", filters={"a": {"$regex": "b"}})
+    assert "filters" in ie.value.field
+    with pytest.raises(engine_errors.ValidationError):
+        client.add(raw_text="a", pairs=[("u", "a")])  # refused before any request
+
+
+def test_network_errors_within_the_timeout(tmp_path):
+    with ServerProcess(["--path", str(tmp_path / "s"), "--jwt-secret", SECRET, "--no-enrich"]) as srv:
+        c = MemoryClient(srv.url, token=token(), timeout=2.0, max_retries=2, backoff=0.05)
+        c.remember([{"role": "user", "text": "before the crash"}], session_id="s")
+        srv.kill()
+        t0 = time.monotonic()
+        with pytest.raises(NetworkError) as e:
+            c.search("crash", session_id="s")
+        assert isinstance(e.value, engine_errors.TransportError)
+        assert time.monotonic() - t0 < 10  # refused at once, retried twice with short backoff
+    # A server that accepts connections and never answers: the read timeout fires.
+    hung = socket.create_server(("127.0.0.1", 0))
+    try:
+        c = MemoryClient(
+            f"http://127.0.0.1:{hung.getsockname()[1]}", timeout=0.5, max_retries=1, backoff=0.05
+        )
+        t0 = time.monotonic()
+        with pytest.raises(NetworkError, match="Timeout"):
+            c.get("x")
+        assert time.monotonic() - t0 < 10
+    finally:
+        hung.close()
+
+
+def test_dropped_answer_after_commit_writes_nothing_twice(server, client):
+    proxy = DroppingProxy((server.host, server.port), drops=3)
+    try:
+        via = MemoryClient(proxy.url, token=token(), backoff=0.05)
+        session, user = f"drop_{_uid()}", f"u_{_uid()}"
+        res = via.remember(
+            [{"role": "user", "text": "written exactly once"}], session_id=session, user_id=user
+        )
+        assert proxy.dropped == 1  # the first answer was lost after the server wrote the turn
+        assert (res.created, res.duplicates) == (0, 1)  # the retry found it written
+        added = via.add(raw_text="also written once", user_id=user)
+        assert proxy.dropped == 2
+        msg = via.record_message(session, "assistant", "a message once", user_id=user)
+        assert proxy.dropped == 3
+    finally:
+        proxy.close()
+    turns = client.get_messages(session)
+    assert [t.text for t in turns] == ["written exactly once", "a message once"]
+    assert turns[1].id == msg.message_id
+    assert [h.event for h in client.history(added.memory_id)] == ["ADD"]  # no second version
+    page = client.list(user_id=user, kinds=["raw"])
+    assert page.count == 1
+
+
+def test_non_idempotent_update_is_not_retried_after_sending(server, client):
+    res = client.remember([{"role": "user", "text": "edit me"}], session_id=f"u_{_uid()}")
+    proxy = DroppingProxy((server.host, server.port), drops=1)
+    try:
+        via = MemoryClient(proxy.url, token=token(), backoff=0.05)
+        with pytest.raises(NetworkError):
+            via.update(res.active_ids[0], text="edited once")
+    finally:
+        proxy.close()
+    assert [h.event for h in client.history(res.active_ids[0])] == ["ADD", "UPDATE"]
