@@ -5,6 +5,7 @@ so the benchmark stays valid whatever the data layer underneath. Modules: :mod:`
 (memories derived from LoCoMo, vectors), :mod:`.build` (growing the stores), :mod:`.measure`
 (ingest, latency summaries), :mod:`.probe` (fresh-process measurements), :mod:`.server`
 (``chroma run`` and the probe processes), :mod:`.compare` (other memory layers),
+:mod:`.scenarios` (many tenants; two processes on ``chroma run``),
 :mod:`.targets` (the issue's targets, ``--check``), :mod:`.report` (tables, JSON, plot),
 :mod:`.runner` (:func:`run_scale`) and :mod:`.command` (:func:`register`). How to rerun it and
 what each figure means: ``benchmarks/SCALE.md``.
