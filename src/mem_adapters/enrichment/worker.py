@@ -28,6 +28,7 @@ import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -51,6 +52,7 @@ _NEGATIVE = {"dislikes", "hates", "avoids", "no", "none"}
 
 
 _exiting = threading.Event()
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # mem_adapters/
 _LIVE: weakref.WeakSet[Enricher] = weakref.WeakSet()  # enrichers whose worker task was started
 
 
@@ -63,12 +65,16 @@ def _on_interpreter_exit() -> None:
         task = enricher._task
         if task is None or task.done():
             continue
-        # A worker whose loop was left without being closed (run_until_complete, then exit)
-        # can no longer be cancelled; its work is durable, so its end needs no warning.
-        task._log_destroy_pending = False  # type: ignore[attr-defined]
         loop = task.get_loop()
         if loop.is_running() and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
+        # A worker whose loop was left without being closed (run_until_complete, then exit)
+        # can no longer be cancelled; its work is durable, so the end of its tasks (the worker's
+        # and those it started) needs no "Task was destroyed but it is pending!" warning.
+        for pending in asyncio.all_tasks(loop):
+            code = getattr(pending.get_coro(), "cr_code", None)
+            if code is not None and code.co_filename.startswith(_PACKAGE_DIR):
+                pending._log_destroy_pending = False  # type: ignore[attr-defined]
 
 
 threading._register_atexit(_on_interpreter_exit)  # type: ignore[attr-defined]
