@@ -144,8 +144,8 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
     """Chat message history of one session, stored as engine turns.
 
     Lossless (every message type round-trips ``==``), ordered exactly, atomic per batch,
-    idempotent (a re-sent batch is not written twice, see :meth:`add_messages`), searchable
-    and enriched by the engine. Usable as ``with``/``async with``; a closed history raises
+    idempotent for messages that carry ids (see :meth:`add_messages`), searchable and
+    enriched by the engine. Usable as ``with``/``async with``; a closed history raises
     :class:`~mem_adapters.ClosedError`.
 
     Args:
@@ -203,10 +203,11 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
         items = await aengine.get_messages(self.session_id, tenant_id=self.tenant_id, user_id=self.user_id)
         return [decode_item(item) for item in items]
 
-    def _turns(self, messages: Sequence[BaseMessage], datas: Sequence[dict[str, Any]]) -> list[Turn]:
+    def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
         now = datetime.now(timezone.utc)
         turns = []
-        for message, data in zip(messages, datas, strict=True):
+        for i, message in enumerate(messages):
+            data = encode_message(message, i)
             if message.id:
                 turn_id = f"lc:{self.session_id}:{message.id}"
             else:
@@ -224,26 +225,9 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
             )
         return turns
 
-    async def _is_resend(
-        self, aengine: AsyncMemoryEngine, messages: list[BaseMessage], datas: list[dict[str, Any]]
-    ) -> bool:
-        """Whether an id-less batch is the one just written: equal to the transcript's end."""
-        if all(m.id for m in messages):
-            return False  # their ids already make a re-send a no-op, message by message
-        tail = await aengine.get_messages(
-            self.session_id, tenant_id=self.tenant_id, user_id=self.user_id, limit=len(datas), last=True
-        )
-        return [item.metadata.get(MESSAGE_KEY) for item in tail] == datas
-
     async def _write(self, aengine: AsyncMemoryEngine, messages: list[BaseMessage]) -> None:
-        datas = [encode_message(m, i) for i, m in enumerate(messages)]
         async with _session_lock(aengine, self.tenant_id, self.session_id):
-            if await self._is_resend(aengine, messages, datas):
-                logger.debug(
-                    "session %s: batch equals the transcript's end, not written again", self.session_id
-                )
-                return
-            turns = self._turns(messages, datas)
+            turns = self._turns(messages)
             # One remember call: one validated batch, one Chroma upsert, one enrichment job.
             result = await aengine.remember(
                 turns, session_id=self.session_id, user_id=self.user_id, agent_id=self.agent_id,
@@ -275,10 +259,9 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append messages atomically (chunks are converted to messages first).
 
-        Messages with an ``id`` already stored in this session are skipped, and a batch
-        equal to the end of the transcript (the batch just written, sent again) writes
-        nothing, so retrying a batch does not duplicate it. To append an identical batch on
-        purpose, give its messages ids.
+        Messages with an ``id`` already stored in this session are skipped, so retrying a
+        batch of messages with ids does not duplicate it. Messages without an id are always
+        appended (as ``InMemoryChatMessageHistory`` does): re-sending them stores them again.
 
         Raises:
             ValidationError: a message cannot be stored losslessly; nothing is written.

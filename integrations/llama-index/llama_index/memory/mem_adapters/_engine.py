@@ -17,11 +17,11 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 
-from mem_adapters import AsyncMemoryEngine, MemAdaptersError, MemoryEngine
+from mem_adapters import AsyncMemoryEngine, ClosedError, MemAdaptersError, MemoryEngine
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,13 @@ class EngineConfig(BaseModel):
     Give either an ``engine`` (kept private, never serialised; its store folder is copied
     into ``path`` so a deserialised copy reconnects to the same store) or ``path`` /
     ``host`` + ``port``.
+
+    Every adapter built on it is a context manager (``with`` / ``async with``, or
+    ``close()`` / ``aclose()``): once closed, its calls raise
+    :class:`~mem_adapters.ClosedError`. The engine is not closed with it: an engine passed
+    in belongs to the caller, and one created from the settings is shared by the process
+    (:func:`close_shared_engines` closes those; at interpreter exit they close cleanly anyway).
+    Calls on an adapter whose engine was closed raise ``ClosedError`` too.
     """
 
     path: str | None = Field(default=None, description="Folder of an embedded Chroma store.")
@@ -159,6 +166,8 @@ class EngineConfig(BaseModel):
     tenant_id: str = Field(default="default", description="mem-adapters tenant (isolation boundary).")
 
     _handle: EngineHandle | None = PrivateAttr(default=None)
+    _closed: bool = PrivateAttr(default=False)
+    _owner: str | None = PrivateAttr(default=None)  # name in errors when held by a non-pydantic adapter
 
     def _attach(self, engine: MemoryEngine | AsyncMemoryEngine | None) -> None:
         """Use ``engine`` instead of creating one from the settings."""
@@ -172,9 +181,40 @@ class EngineConfig(BaseModel):
         elif self.host is None and self.path is None and engine.path is not None:
             self.path = str(engine.path)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self._owner or type(self).__name__} is closed")
+
+    def close(self) -> None:
+        """Close this adapter: later calls raise ``ClosedError`` (the engine stays open)."""
+        self._closed = True
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        self.close()
+
+    def __enter__(self) -> Any:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Any:
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     @property
     def handle(self) -> EngineHandle:
-        """The engine handle, creating (or sharing) the engine on first use."""
+        """The engine handle, creating (or sharing) the engine on first use.
+
+        Raises:
+            ClosedError: this adapter was closed.
+        """
+        self._check_open()
         if self._handle is None:
             self._handle = EngineHandle(shared_engine(self.path, self.host, self.port))
         return self._handle
@@ -188,6 +228,7 @@ class EngineConfig(BaseModel):
         return self.handle.call_sync(fn)
 
     async def _arun(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
+        self._check_open()
         handle = self._handle
         if handle is None:
             # First use from async code: building an engine loads the embedding model and

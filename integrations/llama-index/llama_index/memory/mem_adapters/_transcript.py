@@ -3,7 +3,9 @@
 A message is stored as one turn: searchable text = the message's text content, role = the
 message role, and the exact ``ChatMessage`` JSON in the turn's caller metadata, so every block
 type and ``additional_kwargs`` round-trip. Turn ids come from the transcript position
-(``li:{session}:{n}``), so two identical messages are two turns.
+(``li:{session}:{n}``), so two identical messages are two turns, and an append always adds
+messages, as with LlamaIndex's own chat stores (sending the same messages again stores them
+again: ``ChatMessage`` has no id that could tell a retry from a repeat).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from llama_index.core.base.llms.types import (
 
 from mem_adapters import AsyncMemoryEngine, MemoryItem, ValidationError
 
+from ._checks import check_messages
 from ._engine import session_lock
 
 logger = logging.getLogger(__name__)
@@ -164,15 +167,16 @@ class Transcript:
     ) -> list[str]:
         if not messages:
             return []
+        data = [message_to_json(m) for m in messages]  # before the first write: all or nothing
         start = await self._next_index(aengine, session_id, len(messages))
         turns = [
             {
                 "id": f"{ID_PREFIX}{session_id}:{start + i}",
                 "role": m.role.value,
                 "text": searchable_text(m),
-                "metadata": {MESSAGE_KEY: message_to_json(m), SOURCE_KEY: SOURCE},
+                "metadata": {MESSAGE_KEY: d, SOURCE_KEY: SOURCE},
             }
-            for i, m in enumerate(messages)
+            for i, (m, d) in enumerate(zip(messages, data, strict=True))
         ]
         # One remember() call is one atomic upsert: a batch is all-or-nothing.
         result = await aengine.remember(
@@ -189,7 +193,12 @@ class Transcript:
         messages: Sequence[ChatMessage],
         status: Status = "active",
     ) -> list[str]:
-        """Append messages (one atomic batch) at the end of the transcript; returns turn ids."""
+        """Append messages (one atomic batch) at the end of the transcript; returns turn ids.
+
+        Raises:
+            ValidationError: ``messages`` is not a list of ``ChatMessage``.
+        """
+        messages = check_messages(messages)
         async with session_lock(aengine, self.tenant_id, session_id):
             return await self._append_locked(aengine, session_id, messages, status)
 
@@ -200,7 +209,12 @@ class Transcript:
         messages: Sequence[ChatMessage],
         status: Status = "active",
     ) -> None:
-        """Replace the whole transcript (every status) with ``messages``."""
+        """Replace the whole transcript (every status) with ``messages``.
+
+        Raises:
+            ValidationError: ``messages`` is not a list of ``ChatMessage``.
+        """
+        messages = check_messages(messages)
         async with session_lock(aengine, self.tenant_id, session_id):
             await aengine.clear_session(session_id, tenant_id=self.tenant_id)
             await self._append_locked(aengine, session_id, messages, status)

@@ -15,6 +15,7 @@ from llama_index.core.storage.chat_store.base_db import AsyncDBChatStore, Messag
 
 from mem_adapters import AsyncMemoryEngine, MemoryEngine
 
+from ._checks import check_settings
 from ._engine import EngineConfig
 from ._transcript import Transcript
 
@@ -29,6 +30,7 @@ class _StoreBase(EngineConfig):
     user_id: str | None = Field(default=None, description="Owner recorded on written messages.")
 
     def __init__(self, engine: MemoryEngine | AsyncMemoryEngine | None = None, **data: Any) -> None:
+        check_settings(data)
         super().__init__(**data)
         self._attach(engine)
 

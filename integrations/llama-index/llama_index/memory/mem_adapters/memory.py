@@ -21,6 +21,7 @@ from llama_index.core.utils import get_tokenizer
 from mem_adapters import AsyncMemoryEngine, MemoryEngine, MemoryItem
 from mem_adapters.retrieval import format_item
 
+from ._checks import check_message, check_messages, check_settings
 from ._engine import EngineConfig
 from ._transcript import Transcript, message_text
 
@@ -104,11 +105,16 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
             so one user's memories never leak into another's prompt).
         token_limit: Token budget of the returned history.
         memory_token_limit: Token budget of the injected memories message.
-        similarity_top_k: Memories searched for the injected message.
+        similarity_top_k: Memories searched for the injected message (>= 1; to recall nothing,
+            set ``memory_token_limit=0`` or leave ``user_id`` unset).
         insert_method: ``"system"`` (default) injects a leading system message; ``"user"``
             prepends the memories to the latest user message, as LlamaIndex's ``Memory`` does
             with ``InsertMethod.USER``. Use ``"user"`` with ``ReActAgent``, which drops a
             leading system message from the history (it supplies its own system prompt).
+
+    Raises:
+        ValidationError: an empty id (``session_id=""`` is an error, not a fresh session),
+            or ``similarity_top_k`` that is not an integer >= 1.
 
     Example:
         >>> memory = MemAdaptersMemory.from_defaults(path="./memories", user_id="u1")  # doctest: +SKIP
@@ -120,7 +126,7 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
     user_id: str | None = Field(default=None, description="Owner of the memories.")
     token_limit: int = Field(default=3000, gt=0, description="Token budget of the history.")
     memory_token_limit: int = Field(default=600, ge=0, description="Token budget of recalled memories.")
-    similarity_top_k: int = Field(default=5, ge=0, description="Memories searched per get().")
+    similarity_top_k: int = Field(default=5, ge=1, description="Memories searched per get().")
     context_prefix: str = Field(
         default=DEFAULT_CONTEXT_PREFIX, description="Heading of the memories message."
     )
@@ -133,6 +139,7 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
     )
 
     def __init__(self, engine: MemoryEngine | AsyncMemoryEngine | None = None, **data: Any) -> None:
+        check_settings(data, counts=("similarity_top_k",))
         super().__init__(**data)
         self._attach(engine)
 
@@ -158,11 +165,13 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
 
         Args:
             engine: An existing engine (else created lazily from ``path``/``host``/``port``).
-            session_id: Transcript id (a fresh one when absent).
+            session_id: Transcript id (a fresh one when absent; an empty one is an error).
             chat_history: Initial messages.
             **kwargs: Any other field (``user_id``, ``path``, ``token_limit``...).
         """
-        memory = cls(engine=engine, session_id=session_id or uuid.uuid4().hex, **kwargs)
+        if session_id is None:
+            session_id = uuid.uuid4().hex
+        memory = cls(engine=engine, session_id=session_id, **kwargs)
         if chat_history is not None:
             memory.set(chat_history)
         return memory
@@ -223,7 +232,7 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
             initial_token_count,
         )  # fmt: skip
         query = self._query(input, history)
-        if not query or self.user_id is None or self.similarity_top_k == 0 or self.memory_token_limit == 0:
+        if not query or self.user_id is None or self.memory_token_limit == 0:
             return history
         found = await aengine.search(
             query, tenant_id=self.tenant_id, user_id=self.user_id, k=self.similarity_top_k,
@@ -260,18 +269,30 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
         return self._run(lambda e: self._tx.messages(e, self.session_id))
 
     def put(self, message: ChatMessage) -> None:
-        """Append a message (the recalled-memories message is skipped)."""
-        self.put_messages([message])
+        """Append a message (the recalled-memories message is skipped).
+
+        Raises:
+            ValidationError: ``message`` is not a ``ChatMessage``.
+        """
+        self.put_messages([check_message(message)])
 
     def put_messages(self, messages: list[ChatMessage]) -> None:
-        """Append messages as one atomic batch."""
-        own = self._own(messages)
+        """Append messages as one atomic batch (sending them again appends them again).
+
+        Raises:
+            ValidationError: ``messages`` is not a list of ``ChatMessage``.
+        """
+        own = self._own(check_messages(messages))
         if own:
             self._run(lambda e: self._tx.append(e, self.session_id, own))
 
     def set(self, messages: list[ChatMessage]) -> None:
-        """Replace the session transcript."""
-        own = self._own(messages)
+        """Replace the session transcript.
+
+        Raises:
+            ValidationError: ``messages`` is not a list of ``ChatMessage``.
+        """
+        own = self._own(check_messages(messages))
         self._run(lambda e: self._tx.replace(e, self.session_id, own))
 
     def reset(self) -> None:
@@ -294,17 +315,17 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
 
     async def aput(self, message: ChatMessage) -> None:
         """Async :meth:`put`."""
-        await self.aput_messages([message])
+        await self.aput_messages([check_message(message)])
 
     async def aput_messages(self, messages: list[ChatMessage]) -> None:
         """Async :meth:`put_messages`."""
-        own = self._own(messages)
+        own = self._own(check_messages(messages))
         if own:
             await self._arun(lambda e: self._tx.append(e, self.session_id, own))
 
     async def aset(self, messages: list[ChatMessage]) -> None:
         """Async :meth:`set`."""
-        own = self._own(messages)
+        own = self._own(check_messages(messages))
         await self._arun(lambda e: self._tx.replace(e, self.session_id, own))
 
     async def areset(self) -> None:

@@ -12,6 +12,7 @@ from llama_index.core.utils import get_tokenizer
 
 from mem_adapters import AsyncMemoryEngine, MemoryEngine
 
+from ._checks import check_settings
 from ._engine import EngineConfig
 from ._transcript import Transcript, message_text, message_to_json
 from .memory import _line
@@ -40,6 +41,9 @@ class MemAdaptersMemoryBlock(EngineConfig, BaseMemoryBlock[str]):
         similarity_top_k: Memories returned.
         retrieval_context_window: Messages whose text forms the query.
 
+    Raises:
+        ValidationError: an empty id, or a count that is not an integer >= 1.
+
     Example:
         >>> block = MemAdaptersMemoryBlock(path="./memories", user_id="u1")  # doctest: +SKIP
         >>> memory = Memory.from_defaults(session_id="s1", memory_blocks=[block])  # doctest: +SKIP
@@ -56,6 +60,7 @@ class MemAdaptersMemoryBlock(EngineConfig, BaseMemoryBlock[str]):
     retrieval_context_window: int = Field(default=5, ge=1, description="Messages used as the query.")
 
     def __init__(self, engine: MemoryEngine | AsyncMemoryEngine | None = None, **data: Any) -> None:
+        check_settings(data, counts=("similarity_top_k", "retrieval_context_window"))
         super().__init__(**data)
         self._attach(engine)
 

@@ -12,17 +12,25 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from mem_adapters import AsyncMemoryEngine, MemoryEngine, MemoryItem
 
+from ._checks import check_count, check_id
 from ._engine import EngineConfig
 from ._transcript import MESSAGE_KEY, SOURCE_KEY
 
 logger = logging.getLogger(__name__)
 
 # Bookkeeping keys: useful to code, noise to an LLM or embedding model.
-_HIDDEN = ["memory_id", "seq", "status", "score", "tenant_id", "parent_id", "source_ids", "version"]
+_HIDDEN = [
+    "memory_id", "seq", "status", "score", "score_parts", "tenant_id", "parent_id", "source_ids", "version",
+]  # fmt: skip
 
 
 def item_to_node(item: MemoryItem) -> NodeWithScore:
-    """A search hit as a ``NodeWithScore`` (engine fields and caller metadata as node metadata)."""
+    """A search hit as a ``NodeWithScore`` (engine fields and caller metadata as node metadata).
+
+    The score is the engine's fused ranking value (it orders one search's hits; it is not a
+    similarity); ``metadata["score_parts"]`` holds its parts, ``cosine`` among them (the cosine
+    similarity of the query and the hit), or ``None``.
+    """
     metadata: dict[str, Any] = {k: v for k, v in item.metadata.items() if k not in (MESSAGE_KEY, SOURCE_KEY)}
     metadata.update({
         "memory_id": item.id, "kind": item.kind, "role": item.role, "session_id": item.session_id,
@@ -30,6 +38,7 @@ def item_to_node(item: MemoryItem) -> NodeWithScore:
         "seq": item.seq, "status": item.status, "tenant_id": item.tenant_id,
         "parent_id": item.parent_id, "source_ids": list(item.source_ids), "version": item.version,
         "score": item.score,
+        "score_parts": item.score_parts.model_dump() if item.score_parts is not None else None,
     })  # fmt: skip
     node = TextNode(
         id_=item.id,
@@ -44,7 +53,9 @@ def item_to_node(item: MemoryItem) -> NodeWithScore:
 class MemAdaptersRetriever(BaseRetriever):
     """Retrieve memories (turns, facts, raw texts...) as ``NodeWithScore``.
 
-    Usable anywhere LlamaIndex takes a retriever, e.g. ``RetrieverQueryEngine``.
+    Usable anywhere LlamaIndex takes a retriever, e.g. ``RetrieverQueryEngine``. Scores are
+    the engine's fused ranking values (see :func:`item_to_node`). A context manager
+    (``with``/``async with``); once closed, it raises :class:`~mem_adapters.ClosedError`.
 
     Args:
         engine: An existing engine; otherwise one is created lazily from ``path``/``host``/``port``.
@@ -60,6 +71,9 @@ class MemAdaptersRetriever(BaseRetriever):
         kinds: Only these kinds (``turn``, ``fact``, ``episode``, ``raw``, ``chunk``).
         callback_manager: LlamaIndex callbacks.
         verbose: LlamaIndex verbosity.
+
+    Raises:
+        ValidationError: ``similarity_top_k`` is not an integer >= 1, or an id is empty.
 
     Example:
         >>> retriever = MemAdaptersRetriever(path="./memories", user_id="u1")  # doctest: +SKIP
@@ -83,8 +97,13 @@ class MemAdaptersRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
+        check_count("similarity_top_k", similarity_top_k)
+        check_id("tenant_id", tenant_id)
+        for field, value in (("user_id", user_id), ("session_id", session_id), ("agent_id", agent_id)):
+            check_id(field, value, optional=True)
         self._config = EngineConfig(path=path, host=host, port=port, tenant_id=tenant_id)
         self._config._attach(engine)
+        self._config._owner = type(self).__name__
         self.user_id = user_id
         self.session_id = session_id
         self.agent_id = agent_id
@@ -106,6 +125,28 @@ class MemAdaptersRetriever(BaseRetriever):
             agent_id=self.agent_id, k=self.similarity_top_k, filters=self.filters, kinds=self.kinds,
         )  # fmt: skip
         return [item_to_node(i) for i in found.results]
+
+    def close(self) -> None:
+        """Close the retriever: later calls raise ``ClosedError`` (the engine stays open)."""
+        self._config.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        self._config.close()
+
+    def __enter__(self) -> MemAdaptersRetriever:
+        self._config._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MemAdaptersRetriever:
+        self._config._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self._config._run(lambda e: self._search(e, query_bundle.query_str))
