@@ -19,8 +19,10 @@ from mem_adapters import (
     as_embedder,
 )
 
-SHARED_MODEL = Path("/work/shared/models/all-MiniLM-L6-v2")
-REFERENCE = json.loads((SHARED_MODEL / "reference-vectors.json").read_text())
+MODEL_DIR = Path(os.environ["MEM_ADAPTERS_MODEL_DIR"])  # conftest sets it as the engine resolves it
+REFERENCE = json.loads(
+    (Path(__file__).parent / "fixtures" / "all-MiniLM-L6-v2-reference-vectors.json").read_text()
+)
 TS = datetime(2025, 1, 1, tzinfo=timezone.utc).isoformat()
 
 
@@ -166,11 +168,11 @@ def test_chroma_embedding_function_adapter(tmp_path):
 
 
 def test_chromas_own_onnx_function_matches_default(tmp_path, embedder):
-    """Chroma's ONNXMiniLM_L6_V2 reading the shared files through the adapter: same vectors."""
+    """Chroma's ONNXMiniLM_L6_V2 reading the same model files through the adapter: same vectors."""
     from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
     (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "onnx").symlink_to(SHARED_MODEL / "onnx")
+    (tmp_path / "cache" / "onnx").symlink_to(MODEL_DIR)
 
     class LocalONNX(ONNXMiniLM_L6_V2):
         DOWNLOAD_PATH = tmp_path / "cache"

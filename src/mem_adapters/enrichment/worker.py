@@ -37,6 +37,7 @@ from .. import records as rec
 from ..data import AUX_VECTOR
 from ..errors import ClosedError, JobError
 from ..models import DEFAULT_TENANT, JobStatus, MemoryItem
+from .leases import DEFAULT_SETTLE_S, DEFAULT_TTL_S, SessionLeases
 from .rules import _NOT_ENTITY, _STOP, RuleExtractor
 from .types import ACCUMULATING_PREDICATES, EpisodeSummary, ExtractedFact, ExtractionError, TurnInput
 
@@ -130,6 +131,9 @@ class Enricher:
             ``min_episode_turns`` turns).
         min_episode_turns: Turns an episode has before a topic shift may close it.
         context_turns: Earlier turns of the session handed to extractors that want context.
+        lease_seconds: Life of a session lease without renewal: with several processes on one
+            store, a dead worker's session is taken over after this long (see ``.leases``).
+        lease_settle: Seconds between claiming a lease and confirming it.
 
     Example:
         >>> from mem_adapters import MemoryEngine
@@ -152,6 +156,8 @@ class Enricher:
         topic_shift: float = 0.1,
         min_episode_turns: int = 6,
         context_turns: int = 6,
+        lease_seconds: float = DEFAULT_TTL_S,
+        lease_settle: float = DEFAULT_SETTLE_S,
     ) -> None:
         self.extractor = extractor if extractor is not None else RuleExtractor()
         self.custom_instructions = custom_instructions
@@ -163,6 +169,9 @@ class Enricher:
         self.min_episode_turns = min_episode_turns
         self.context_turns = context_turns
         self._data_of: Callable[[], Awaitable[DataLayer]] | None = None
+        self.lease_seconds = lease_seconds
+        self.lease_settle = lease_settle
+        self._leases: SessionLeases | None = None
         self._queue: deque[tuple[str, str, str]] = deque()  # (tenant, job id, session)
         self._queued: set[str] = set()
         self._current: tuple[str, str, str] | None = None
@@ -192,6 +201,7 @@ class Enricher:
         if self._data_of is not None and self._data_of != data:
             raise JobError("an Enricher serves exactly one engine")
         self._data_of = data
+        self._leases = SessionLeases(data, ttl=self.lease_seconds, settle=self.lease_settle)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -454,8 +464,15 @@ class Enricher:
             attempts += 1
             await self._set_job(tenant_id, job_id, status="running", attempts=attempts)
             try:
-                async with self._lock(tenant_id, md.get("session_id", "")):
-                    await self._process(tenant_id, md.get("session_id", ""), doc.get("turn_ids", []))
+                session = md.get("session_id", "")
+                assert self._leases is not None
+                # The lock orders this worker's jobs; the lease keeps other processes' workers
+                # off the session meanwhile (see .leases), so each turn is enriched once.
+                async with (
+                    self._lock(tenant_id, session),
+                    self._leases.hold(tenant_id, session, self._stopping),
+                ):
+                    await self._process(tenant_id, session, doc.get("turn_ids", []))
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -110,7 +110,9 @@ class LifecycleMixin(EngineBase):
         store.embedder_identity, store.dimension = new.identity, new.dimension
         for tenant_id in list(store._cache):
             store.forget(tenant_id)
-        (await self.data()).drop_all()
+        data = await self.data()
+        data.dimension = new.dimension  # partitions hold vectors of the new size
+        data.drop_all()
         return total
 
     async def aclose(self) -> None:
