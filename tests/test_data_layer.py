@@ -411,3 +411,20 @@ async def test_damaged_or_foreign_snapshots_are_ignored_and_erase_deletes_them(t
         assert not (await b.search("dmg note", user_id="u")).results
     finally:
         await b.aclose()
+
+
+async def test_idle_tenants_handles_are_let_go_and_reopen_on_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(chroma_mod, "MAX_OPEN_TENANTS", 3)
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())
+    try:
+        for t in range(8):
+            await eng.remember(_turns(f"tenant{t}", 3), session_id="s", user_id="u", tenant_id=f"t{t}")
+        store = await eng.store()
+        assert len(store._cache) == 3 and list(store._cache) == ["t5", "t6", "t7"]
+        res = await eng.search("tenant0 note", user_id="u", tenant_id="t0", k=3)
+        assert res.results and all(r.tenant_id == "t0" for r in res.results)
+        assert list(store._cache)[-1] == "t0" and len(store._cache) == 3
+        assert (await eng.search("tenant1 note", tenant_id="missing")).results == []
+        assert "missing" not in store._cache and "missing" not in await eng.tenants()
+    finally:
+        await eng.aclose()

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from functools import partial
@@ -28,6 +29,7 @@ AUX_VECTOR = [1.0]  # aux records are never searched by vector; Chroma still nee
 _PREFIX = "ma-"
 STAGING_SUFFIX = "-reembed"  # a tenant's copy while reembed() swaps its memory collection
 PAGE = 5000  # records per read: well under Chroma's 32,766 SQL-variable limit
+MAX_OPEN_TENANTS = 256  # collection handles kept open, least recently used let go first
 SCHEMA = 2  # 2: every record carries a revision ("rev"); deletes leave tombstones in aux
 
 
@@ -166,7 +168,7 @@ class ChromaStore:
         self._executor = executor
         self.embedder_identity = embedder_identity
         self.dimension = dimension
-        self._cache: dict[str, tuple[Collection, Collection]] = {}
+        self._cache: OrderedDict[str, tuple[Collection, Collection]] = OrderedDict()
         self._open_lock = asyncio.Lock()
         self._max_batch: int | None = None
 
@@ -218,25 +220,28 @@ class ChromaStore:
         """The tenant's ``(mem, aux)`` collections; ``None`` if absent and ``create`` is false."""
         hit = self._cache.get(tenant_id)
         if hit is not None:
+            self._cache.move_to_end(tenant_id)
             return hit
         async with self._open_lock:
             hit = self._cache.get(tenant_id)
             if hit is not None:
                 return hit
             mem_name, aux_name = collection_names(tenant_id)
-            names = set(await self.list_collection_names())
-            if mem_name not in names and f"{mem_name}{STAGING_SUFFIX}" in names:
-                await self._recover_staging(mem_name)
-                names.add(mem_name)
-            if not create and mem_name not in names:
-                return None
-            mem = await self._run(
-                self.client.get_or_create_collection,
-                mem_name,
-                metadata=self._memory_metadata(tenant_id),
-                configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None,
-            )
+            # One lookup by name: listing every collection would cost O(tenants) per open.
+            mem = await self._find(mem_name)
+            if mem is None:
+                names = set(await self.list_collection_names())
+                if f"{mem_name}{STAGING_SUFFIX}" in names:
+                    await self._recover_staging(mem_name)
+                elif not create:
+                    return None
+                mem = await self._run(
+                    self.client.get_or_create_collection,
+                    mem_name,
+                    metadata=self._memory_metadata(tenant_id),
+                    configuration={"hnsw": {"space": "cosine"}},
+                    embedding_function=None,
+                )
             self.check_embedder(tenant_id, dict(mem.metadata or {}))
             aux = await self._run(
                 self.client.get_or_create_collection,
@@ -247,7 +252,20 @@ class ChromaStore:
             limit = await self._batch_limit()
             pair = (Collection(mem, self._run, limit), Collection(aux, self._run, limit))
             self._cache[tenant_id] = pair
+            while len(self._cache) > MAX_OPEN_TENANTS:  # idle tenants' handles are let go
+                self._cache.popitem(last=False)
             return pair
+
+    async def _find(self, name: str) -> Any:
+        """An existing collection by name, or ``None``."""
+        try:
+            return await self._run(self.client.get_collection, name, embedding_function=None)
+        except StoreError as e:
+            if type(e.__cause__).__name__ in ("NotFoundError", "InvalidCollectionException"):
+                return None
+            raise
+        except ValueError:  # older chromadb: "Collection ... does not exist"
+            return None
 
     async def _recover_staging(self, mem_name: str) -> None:
         """Finish a migration that died after dropping the old collection: the staging copy is whole."""
