@@ -28,6 +28,24 @@ router = APIRouter(prefix="/v1/engine", tags=["engine"], responses=ERROR_RESPONS
 KindName = Literal["turn", "fact", "episode", "raw", "chunk"]
 
 
+class EngineMemoryItem(MemoryItem):
+    """:class:`mem_adapters.models.MemoryItem`, every engine field (not the API's ``MemoryItem``)."""
+
+
+class EnginePage(Page):
+    """:class:`mem_adapters.models.Page`."""
+
+    results: list[EngineMemoryItem]
+
+
+class EngineSearchResult(SearchResult):
+    """:class:`mem_adapters.models.SearchResult`, with score parts."""
+
+    results: list[EngineMemoryItem]
+    facts: list[EngineMemoryItem] = Field(default_factory=list)
+    episodes: list[EngineMemoryItem] = Field(default_factory=list)
+
+
 class _Scoped(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -99,7 +117,7 @@ async def remember(body: RememberRequest, caller: Caller, engine: Engine) -> Wri
     )
 
 
-@router.post("/search", response_model=SearchResult)
+@router.post("/search", response_model=EngineSearchResult)
 async def search(body: SearchRequest, caller: Caller, engine: Engine) -> SearchResult:
     """Ranked memories with their score parts (and the context string in context mode)."""
     return await engine.search(
@@ -116,7 +134,7 @@ async def search(body: SearchRequest, caller: Caller, engine: Engine) -> SearchR
     )
 
 
-@router.post("/list", response_model=Page)
+@router.post("/list", response_model=EnginePage)
 async def list_memories(body: ListRequest, caller: Caller, engine: Engine) -> Page:
     """One page of memories in write order."""
     return await engine.list(
@@ -129,19 +147,19 @@ async def list_memories(body: ListRequest, caller: Caller, engine: Engine) -> Pa
     )
 
 
-@router.get("/memories/{memory_id}", response_model=MemoryItem)
+@router.get("/memories/{memory_id}", response_model=EngineMemoryItem)
 async def get_memory(memory_id: str, caller: Caller, engine: Engine) -> MemoryItem:
     """One memory with every engine field."""
     return await engine.get(memory_id, tenant_id=caller.tenant())
 
 
-@router.patch("/memories/{memory_id}", response_model=MemoryItem)
+@router.patch("/memories/{memory_id}", response_model=EngineMemoryItem)
 async def update_memory(memory_id: str, body: UpdateRequest, caller: Caller, engine: Engine) -> MemoryItem:
     """New text and/or merged metadata."""
     return await engine.update(memory_id, text=body.text, metadata=body.metadata, tenant_id=caller.tenant())
 
 
-@router.get("/sessions/{session_id}/messages", response_model=list[MemoryItem])
+@router.get("/sessions/{session_id}/messages", response_model=list[EngineMemoryItem])
 async def get_messages(
     session_id: str,
     caller: Caller,
