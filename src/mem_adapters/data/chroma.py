@@ -140,6 +140,15 @@ class Collection:
         await self._run(self.inner.modify, metadata=metadata)
 
 
+def _is_local(client: Any) -> bool:
+    """Whether the client runs Chroma inside this process (embedded or ephemeral), not a server."""
+    try:
+        impl = str(client.get_settings().chroma_api_impl)
+    except Exception:  # an async client or an unknown one: treat it as shared
+        return False
+    return "rust" in impl or impl.endswith("segment.SegmentAPI")
+
+
 def _extend(merged: dict[str, Any], part: dict[str, Any]) -> None:
     """Append one page of a ``get`` result to ``merged`` (same keys, lists concatenated)."""
     for key in ("ids", "documents", "metadatas", "embeddings"):
@@ -165,6 +174,7 @@ class ChromaStore:
     def __init__(self, client: Any, executor: Executor, embedder_identity: str, dimension: int) -> None:
         self.client = client
         self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
+        self.local = _is_local(client)
         self._executor = executor
         self.embedder_identity = embedder_identity
         self.dimension = dimension

@@ -8,6 +8,7 @@ goes on (two takers racing both write, and both read the later write). The settl
 far longer than one read-decide-write, which is what makes the race window close in
 practice. A holder renews its lease while it works; a dead holder's lease expires after
 ``ttl`` seconds and the next worker takes over (the turns it left are still ``pending``).
+Leases are taken on Chroma servers only: an embedded store has one process by design.
 """
 
 from __future__ import annotations
@@ -94,7 +95,14 @@ class SessionLeases:
     async def hold(
         self, tenant_id: str, session_id: str, stopping: Callable[[], bool]
     ) -> AsyncIterator[None]:
-        """Wait for the session's lease, hold it (renewed) for the block, then release it."""
+        """Wait for the session's lease, hold it (renewed) for the block, then release it.
+
+        A store Chroma runs inside this process (embedded) has one process by design (use a
+        Chroma server for several), so no lease is taken there.
+        """
+        if (await self._data()).store.local:
+            yield
+            return
         while True:
             wait = await self.try_take(tenant_id, session_id)
             if not wait:
