@@ -60,3 +60,26 @@ class InvalidNamespaceError(ValidationError):
 
 class TransportError(StoreError):
     """A Chroma server (or the memory service) could not be reached or answered badly."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded store's folder; use a Chroma server to share it.
+
+    Args:
+        path: The store folder.
+        pid: Process id of the holder (``None`` if it could not be read).
+    """
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(
+            f"the embedded store {path!r} is in use by {holder}; an embedded store has one "
+            "writer process: close it there, or run a Chroma server (`chroma run`) and connect "
+            "every process to it with host=..."
+        )
+
+
+class LimitExceededError(ValidationError):
+    """An input is larger than a configured limit (see :mod:`mem_adapters.limits`)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..data import ChromaStore, Collection, DataLayer
 from ..data.clock import SeqClock
+from ..data.lock import StoreLock
 from ..data.snapshots import SnapshotStore
 from ..embeddings import as_embedder, count_tokens
 from ..enrichment import Enricher
@@ -83,11 +84,17 @@ class EngineBase:
         self._io = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mem-adapters-io")
         self._cpu = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mem-adapters-embed")
         self._host, self._port = host, port
+        self._lock: StoreLock | None = None
         if client is None and host is None:
             import chromadb
 
             self.path = Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH)
-            client = chromadb.PersistentClient(path=str(self.path))
+            self._lock = StoreLock(self.path)  # one writer process per folder (StoreLockedError)
+            try:
+                client = chromadb.PersistentClient(path=str(self.path))
+            except BaseException:
+                self._lock.release()
+                raise
         else:
             self.path = None
         self._client = client

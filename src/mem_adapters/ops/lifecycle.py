@@ -133,6 +133,8 @@ class LifecycleMixin(EngineBase):
         finally:
             self._io.shutdown(wait=False)
             self._cpu.shutdown(wait=False)
+            if self._lock is not None:
+                self._lock.release()
 
     async def __aenter__(self: _E) -> _E:
         self._check_open()
