@@ -428,3 +428,32 @@ async def test_idle_tenants_handles_are_let_go_and_reopen_on_use(tmp_path, monke
         assert "missing" not in store._cache and "missing" not in await eng.tenants()
     finally:
         await eng.aclose()
+
+
+async def test_hits_built_from_the_partition_equal_what_get_returns(tmp_path, embedder):
+    from mem_adapters.enrichment import Enricher
+
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=embedder, enricher=Enricher(backoff=0.01))
+    try:
+        w = await eng.remember(
+            [
+                {"role": "Ana", "text": "I moved to Berlin last year.", "metadata": {"topic": "move", "n": 2}},
+                {"role": "Ben", "text": "I work as a nurse in Lisbon.", "timestamp": "2024-03-01T10:00:00Z",
+                 "observations": [{"text": "Ben is a nurse", "metadata": {"src": "obs"}}]},
+            ],
+            session_id="s", user_id="u", agent_id="a", sub_session_id="ss", metadata={"app": "x"},
+        )  # fmt: skip
+        await eng.wait(w.passive_job_id, timeout=60)
+        long_text = " ".join(f"Sentence {i} about the garden and the harbour." for i in range(40))
+        await eng.add(raw_text=long_text, user_id="u", memory_id="garden", expiry_seconds=3600)
+        await eng.update(w.active_ids[0], metadata={"topic": "moved"})
+        res = await eng.search("Berlin nurse garden harbour", user_id="u", k=30, mode="context")
+        kinds = {h.kind for h in res.results}
+        assert {"turn", "chunk", "fact"} <= kinds
+        for hit in res.results:
+            stored = await eng.get(hit.id)
+            assert hit.model_dump(exclude={"score", "score_parts"}) == stored.model_dump(
+                exclude={"score", "score_parts"}
+            ), hit.id
+    finally:
+        await eng.aclose()

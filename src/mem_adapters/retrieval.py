@@ -24,9 +24,9 @@ Pipeline of :meth:`Retriever.search` (no LLM anywhere):
 Everything is scored on one *partition* of the derived index (:mod:`mem_adapters.data`):
 the searched user's records, or the whole tenant's, held in compact columns and caught up
 with every other process's writes by revision before each search. Dense scores are exact
-(one matrix product over the partition), so Chroma never gets a filtered ANN query; the
-hits are then read back from Chroma, the source of truth. Each hit carries its
-:class:`~mem_adapters.models.ScoreParts`.
+(one matrix product over the partition), so Chroma never gets a filtered ANN query. Hits
+are built from the caught-up partition (it holds every field an item shows); each carries
+its :class:`~mem_adapters.models.ScoreParts`.
 """
 
 from __future__ import annotations
@@ -331,12 +331,9 @@ class Retriever:
         picked = self._select(part, scores, k, keep, memo)
         extra = self._with_derived(part, scores, picked, k) if mode == "context" else []
         timings["rank_ms"] = (time.perf_counter() - t4) * 1000
-        rows = [r for r, _ in picked] + [r for r, _, _ in extra]
-        fetched = await self.data.fetch(tenant_id, [part.ids[r] for r in rows])
 
         def item(row: int, score: float) -> MemoryItem | None:
-            got = fetched.get(part.ids[row])
-            if got is None:  # deleted meanwhile (or a ghost of a crashed delete): Chroma decides
+            if not part.alive.data[row]:  # deleted while this search ran
                 return None
             hit = hits.get(row) or _Hit()
             cosine = hit.cosine
@@ -345,7 +342,7 @@ class Retriever:
             parts = ScoreParts(fused=score, cosine=None if cosine is None else round(cosine, 6),
                                lexical=round(bm25.get(row, 0.0), 6),
                                boosts={n: round(v, 6) for n, v in hit.boosts.items()})  # fmt: skip
-            out = rec.to_item(part.ids[row], got[0], got[1], score=score)
+            out = rec.to_item(part.ids[row], part.texts[row], part.meta_of(row), score=score)
             out.score_parts = parts
             return out
 

@@ -3,9 +3,10 @@
 A partition is every record of one scope (a user of a tenant, or a whole tenant) as search
 needs it: the text, the engine fields that filters and ranking read (as numpy columns and
 small code tables, not a dict per record), the unit embedding (one contiguous float32
-matrix) and BM25 postings (per-term ``array`` of rows and term frequencies). Caller
-metadata is not held: a filter on it is answered by Chroma (see
-:meth:`Partition.mask`), and hits are read back from Chroma, the source of truth.
+matrix) and BM25 postings (per-term ``array`` of rows and term frequencies), plus the few
+fields an item shows that are not columns, kept only for rows that have them. Caller
+metadata is held as its exact JSON copy only; a filter on it is answered by Chroma (see
+:meth:`Partition.mask`).
 
 Rows are appended; a removed row is marked dead and reused by nothing, so row numbers stay
 stable for the life of the partition (``compact`` is done by reloading it).
@@ -36,6 +37,9 @@ _BOOL_FIELDS = ("indexed", "is_latest")
 # Engine fields a where clause may name that the columns answer exactly (Chroma semantics).
 COLUMN_FIELDS = frozenset({"kind", "role", "status", *_SCOPE_FIELDS, *_NUM_FIELDS, *_BOOL_FIELDS})
 _INT_FIELDS = frozenset({"seq", "rev", "version"})  # stored as ints in Chroma (float operands truncate)
+# Fields a public item needs that are not columns: kept per row only when present (turns have
+# none of them), so search builds its hits from the partition without reading Chroma again.
+_EXTRA_FIELDS = ("tenant_id", "meta", "attrs", "supersedes", "parent_id", "source_ids")
 BM25_K1, BM25_B = 1.2, 0.75
 
 
@@ -117,6 +121,7 @@ class Partition:
         self.role_first_code: dict[int, str] = {}
         self.sources: dict[int, tuple[str, ...]] = {}
         self.superseded_by: dict[int, str] = {}
+        self.extras: dict[int, dict[str, Any]] = {}
         self.postings: dict[str, tuple[array, array]] = {}
         # Each row's distinct tokens as term ids (one flat array + offsets) and a hash of its
         # normalised text: near-duplicate checks read these instead of re-tokenising.
@@ -185,6 +190,15 @@ class Partition:
         self.alive.data[row] = True
         kind = str(meta.get("kind", "raw"))
         self.kind.data[row] = _KIND_CODE.get(kind, len(_KINDS))
+        extra = {f: meta[f] for f in _EXTRA_FIELDS if f in meta}
+        if extra.get("tenant_id") == self.key[0]:
+            del extra["tenant_id"]
+        if extra.get("meta") == "{}":
+            del extra["meta"]
+        if kind not in _KIND_CODE:
+            extra["kind"] = meta.get("kind")
+        if extra:
+            self.extras[row] = extra
         role_raw = meta.get("role")
         self.role.data[row] = self.strings.of(role_raw) if isinstance(role_raw, str) else -1
         status = meta.get("status")
@@ -275,6 +289,7 @@ class Partition:
             self.derived -= 1
         self.sources.pop(row, None)
         self.superseded_by.pop(row, None)
+        self.extras.pop(row, None)
         first = self.role_first_code.pop(row, None)
         if first is not None:
             left = self.role_first.get(first, 0) - 1
@@ -317,6 +332,26 @@ class Partition:
         """The revision held for ``doc_id`` (``None`` if not held)."""
         row = self.row_of.get(doc_id)
         return None if row is None else self.revs[row]
+
+    def meta_of(self, row: int) -> dict[str, Any]:
+        """A row's metadata as far as a public item reads it (see ``records.to_item``)."""
+        md: dict[str, Any] = {"tenant_id": self.key[0], "kind": self.kind_of(row)}
+        for field, col in (("role", self.role), ("status", self.status), *self.scope.items()):
+            code = int(col.data[row])
+            if code >= 0:
+                md[field] = self.strings.values[code]
+        for field in ("ts", "seq", "expires_at", "created_at", "updated_at", "version"):
+            v = self.num[field].data[row]
+            if field in _INT_FIELDS:
+                if v != _ABSENT:
+                    md[field] = int(v)
+            elif not math.isnan(v):
+                md[field] = float(v)
+        latest = int(self.flags["is_latest"].data[row])
+        if latest >= 0:
+            md["is_latest"] = bool(latest)
+        md.update(self.extras.get(row, {}))
+        return md
 
     def kind_of(self, row: int) -> str:
         """Kind name of a row."""
