@@ -21,7 +21,10 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
-from ..errors import EmbedderMismatchError, StoreError
+import httpx
+
+from ..errors import EmbedderMismatchError, StoreError, TransportError
+from ..limits import DEFAULT_LIMITS, Limits
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,115 @@ def collection_names(tenant_id: str) -> tuple[str, str]:
     """Names of a tenant's memory and aux collections (Chroma names allow [a-zA-Z0-9._-])."""
     digest = hashlib.sha256(tenant_id.encode("utf-8")).hexdigest()[:24]
     return f"{_PREFIX}{digest}-mem", f"{_PREFIX}{digest}-aux"
+
+
+# Idempotent writes, retried after a transport failure: upserts carry content-hash or caller
+# ids, deletes and metadata updates set values, get_or_create opens the same collection.
+RETRIED_CALLS = frozenset({"upsert", "update", "delete", "get_or_create_collection"})
+_SERVER_DOWN = ("could not connect", "are you sure it is running")
+
+
+def is_transport_failure(e: BaseException) -> bool:
+    """Whether ``e`` (or what it was raised from) is a server or transport failure.
+
+    Connection refused/reset, timeouts, broken HTTP, a 5xx answer (Chroma's own errors with a
+    5xx code, or the bare ``Exception`` its client raises for unknown error bodies), and
+    chromadb's ``ValueError("Could not connect to a Chroma server...")``.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, httpx.TransportError | ConnectionError | TimeoutError | asyncio.TimeoutError):
+            return True
+        if isinstance(cur, OSError) and not isinstance(cur, FileNotFoundError | PermissionError):
+            return True
+        if isinstance(cur, ValueError) and any(m in str(cur).lower() for m in _SERVER_DOWN):
+            return True
+        code = getattr(cur, "code", None)
+        if type(cur).__module__.startswith("chromadb") and callable(code):
+            try:
+                if int(code()) >= 500:
+                    return True
+            except Exception:
+                pass
+        if type(cur) is Exception and "trace ID" in str(cur):  # chromadb: unparsed 5xx body
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _timeout(limits: Limits) -> httpx.Timeout:
+    return httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
+
+
+def _probe(host: str, port: int, limits: Limits, ssl: bool = False) -> None:
+    """Fail fast and clearly when no Chroma server answers at ``host:port``."""
+    url = f"{'https' if ssl else 'http'}://{host}:{port}/api/v2/heartbeat"
+    try:
+        httpx.get(url, timeout=_timeout(limits)).raise_for_status()
+    except httpx.HTTPError as e:
+        raise TransportError(
+            f"no Chroma server answers at {host}:{port} ({type(e).__name__}: {e}); start one "
+            "with `chroma run --path <folder>` or check host and port"
+        ) from e
+
+
+def http_client(host: str, port: int, limits: Limits | None = None) -> Any:
+    """A ``chromadb.HttpClient`` with connect/read timeouts (Chroma's own has none).
+
+    Raises:
+        TransportError: no server answers (within ``limits.connect_timeout``).
+    """
+    import chromadb
+
+    limits = limits or DEFAULT_LIMITS
+    _probe(host, port, limits)
+    try:
+        client = chromadb.HttpClient(host=host, port=port)
+    except Exception as e:
+        if is_transport_failure(e):
+            raise TransportError(f"Chroma server at {host}:{port}: {e}") from e
+        raise
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = _timeout(limits)
+    return client
+
+
+async def async_http_client(host: str, port: int, limits: Limits | None = None) -> Any:
+    """An ``AsyncHttpClient`` with connect/read timeouts, failing clearly when the server is down.
+
+    Raises:
+        TransportError: no server answers, or it does not within the timeouts.
+    """
+    import chromadb
+
+    limits = limits or DEFAULT_LIMITS
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _probe, host, port, limits)
+    timeout = _timeout(limits)
+    try:
+        client = await asyncio.wait_for(
+            chromadb.AsyncHttpClient(host=host, port=port), limits.connect_timeout + limits.read_timeout
+        )
+    except Exception as e:
+        if is_transport_failure(e):
+            raise TransportError(f"Chroma server at {host}:{port}: {type(e).__name__}: {e}") from e
+        raise
+    server = getattr(client, "_server", None)
+    make = getattr(server, "_get_client", None)
+    if make is not None:
+
+        def with_timeout() -> httpx.AsyncClient:
+            http = make()
+            http.timeout = timeout
+            return http
+
+        server._get_client = with_timeout  # chromadb builds one httpx client per event loop
+        for http in getattr(server, "_clients", {}).values():
+            http.timeout = timeout
+    return client
 
 
 class Collection:
@@ -169,10 +281,21 @@ class ChromaStore:
         executor: Bounded executor that runs a sync client's calls off the event loop.
         embedder_identity: Identity stored with each memory collection.
         dimension: Vector length stored with each memory collection.
+        limits: Retry settings (``write_retries``, ``retry_backoff``); default
+            :data:`mem_adapters.limits.DEFAULT_LIMITS`.
     """
 
-    def __init__(self, client: Any, executor: Executor, embedder_identity: str, dimension: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        executor: Executor,
+        embedder_identity: str,
+        dimension: int,
+        *,
+        limits: Limits | None = None,
+    ) -> None:
         self.client = client
+        self.limits = limits or DEFAULT_LIMITS
         self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
         self.local = _is_local(client)
         self._executor = executor
@@ -183,17 +306,45 @@ class ChromaStore:
         self._max_batch: int | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            if self.is_async:
-                return await fn(*args, **kwargs)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
-        except (ValueError, TypeError):
-            raise  # argument errors are ours to surface unchanged
-        except Exception as e:
-            if type(e).__module__.startswith("chromadb") or isinstance(e, OSError | ConnectionError):
-                raise StoreError(f"Chroma call {getattr(fn, '__name__', fn)} failed: {e}") from e
-            raise
+        """Run one Chroma call; failures become typed errors, idempotent writes are retried.
+
+        A transport failure (connection refused or reset, timeout, a server's 5xx) of a
+        server client is a :class:`TransportError`; any other Chroma failure a
+        :class:`StoreError`, the original exception chained. Writes in :data:`RETRIED_CALLS`
+        are idempotent (ids are content hashes or caller keys; deletes and metadata updates
+        set values), so a transport failure is retried ``limits.write_retries`` times with
+        doubling backoff; reads are not retried (the caller sees the error at once).
+        """
+        name = getattr(fn, "__name__", str(fn))
+        retries = self.limits.write_retries if name in RETRIED_CALLS else 0
+        delay = self.limits.retry_backoff
+        for attempt in range(retries + 1):
+            try:
+                if self.is_async:
+                    return await fn(*args, **kwargs)
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+            except Exception as e:
+                error = self._typed(name, e)
+                if error is None:
+                    raise
+                if isinstance(error, TransportError) and attempt < retries:
+                    logger.warning("Chroma %s failed (%s); retry %d of %d", name, e, attempt + 1, retries)
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                raise error from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _typed(self, name: str, e: Exception) -> StoreError | None:
+        """The typed error for a failed call, or ``None`` to let ``e`` through unchanged."""
+        if not self.local and is_transport_failure(e):
+            return TransportError(f"Chroma server call {name} failed: {type(e).__name__}: {e}")
+        if isinstance(e, ValueError | TypeError):
+            return None  # argument errors are ours to surface unchanged
+        if type(e).__module__.startswith("chromadb") or isinstance(e, OSError | ConnectionError):
+            return StoreError(f"Chroma call {name} failed: {e}")
+        return None
 
     async def _batch_limit(self) -> int:
         if self._max_batch is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import ChromaStore, Collection, DataLayer
+from ..data.chroma import async_http_client
 from ..data.clock import SeqClock
 from ..data.lock import StoreLock
 from ..data.snapshots import SnapshotStore
@@ -20,6 +21,7 @@ from ..embeddings import as_embedder, count_tokens
 from ..enrichment import Enricher
 from ..errors import ClosedError, NotFoundError, ValidationError
 from ..filters import all_of
+from ..limits import DEFAULT_LIMITS, Limits
 from ..retrieval import Retriever
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,13 @@ class EngineBase:
         enricher: Any = None,
         partition_budget_mb: float | None = None,
         snapshot_dir: str | os.PathLike[str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValidationError("max_workers", "must be an integer >= 1")
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError("limits", "must be a mem_adapters.limits.Limits")
+        self.limits = limits or DEFAULT_LIMITS  # input sizes, timeouts, retries
         self.embedder = as_embedder(embedder, model_dir=model_dir)
         self._io = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mem-adapters-io")
         self._cpu = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mem-adapters-embed")
@@ -133,12 +141,12 @@ class EngineBase:
             async with self._store_lock:
                 if self._store is None:
                     client = self._client
-                    if client is None:
-                        import chromadb
-
-                        client = await chromadb.AsyncHttpClient(host=self._host, port=self._port)
+                    if client is None:  # timeouts set, TransportError if the server is down
+                        client = await async_http_client(self._host, self._port, self.limits)
                         self._client = client
-                    store = ChromaStore(client, self._io, self.embedder.identity, self.embedder.dimension)
+                    store = ChromaStore(
+                        client, self._io, self.embedder.identity, self.embedder.dimension, limits=self.limits
+                    )
                     self._data = DataLayer(
                         store,
                         self.embedder.dimension,
