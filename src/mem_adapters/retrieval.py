@@ -290,6 +290,9 @@ class Retriever:
         t1 = time.perf_counter()
         timings["index_ms"] = (t1 - t0) * 1000
 
+        if len(mask) < part.n:  # rows appended by this process's writes meanwhile: not in scope
+            mask = np.concatenate([mask, np.zeros(part.n - len(mask), dtype=np.bool_)])
+
         def keep(row: int) -> bool:
             return row < len(mask) and bool(mask[row])
 
@@ -302,8 +305,7 @@ class Retriever:
         # (see _score): with derived records around, take twice as many, cut per class later.
         widen = 2 if part.derived else 1
         bm25 = part.bm25(q_tokens, weights)
-        ranked = sorted(bm25.items(), key=lambda x: (-x[1], part.ids[x[0]]))
-        lexical = [(r, v) for r, v in ranked if keep(r)][: widen * cfg.lexical_candidates]
+        lexical = self._top_lexical(part, bm25, mask, widen * cfg.lexical_candidates)
         t2 = time.perf_counter()
         timings["lexical_ms"] = (t2 - t1) * 1000
 
@@ -327,7 +329,7 @@ class Retriever:
             speakers = speakers | (_USER_ROLES & part.role_first.keys())
         scores = self._score(part, query, dense, lexical, speakers, keep, as_of, memo, hits)
         if scores and (cfg.session_lexical_weight or cfg.session_dense_weight or cfg.session_turn_weight):
-            self._session_prior(part, scores, q_tokens, weights, q, keep, hits)
+            self._session_prior(part, scores, q_tokens, weights, q, mask, hits)
         picked = self._select(part, scores, k, keep, memo)
         extra = self._with_derived(part, scores, picked, k) if mode == "context" else []
         timings["rank_ms"] = (time.perf_counter() - t4) * 1000
@@ -340,7 +342,7 @@ class Retriever:
             if cosine is None and part.has_vec.data[row]:
                 cosine = float(part.vectors[row] @ q)
             parts = ScoreParts(fused=score, cosine=None if cosine is None else round(cosine, 6),
-                               lexical=round(bm25.get(row, 0.0), 6),
+                               lexical=round(float(bm25[row]) if row < len(bm25) else 0.0, 6),
                                boosts={n: round(v, 6) for n, v in hit.boosts.items()})  # fmt: skip
             out = rec.to_item(part.ids[row], part.texts[row], part.meta_of(row), score=score)
             out.score_parts = parts
@@ -357,6 +359,17 @@ class Retriever:
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         result.stage_timings = timings  # pydantic copied the dict at construction
         return result
+
+    @staticmethod
+    def _top_lexical(part: Partition, bm25: np.ndarray, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """The ``n`` best-scored rows passing ``mask``, best first, ties by id."""
+        scored = np.flatnonzero((bm25 > 0) & mask[: len(bm25)])
+        if len(scored) > n:
+            values = bm25[scored]
+            cut = np.partition(values, len(values) - n)[len(values) - n]  # the n-th best score
+            scored = scored[values >= cut]  # ties at the cut stay in; the sort below decides
+        ranked = sorted(((int(r), float(bm25[r])) for r in scored), key=lambda x: (-x[1], part.ids[x[0]]))
+        return ranked[:n]
 
     @staticmethod
     def _exact_dense(
@@ -480,7 +493,7 @@ class Retriever:
         q_tokens: list[str],
         weights: dict[str, float] | None,
         q: np.ndarray,
-        keep: Callable[[int], bool],
+        mask: np.ndarray,
         hits: dict[int, _Hit],
     ) -> dict[int, float]:
         """Lift items of the sessions that match the query best, as whole sessions.
@@ -503,14 +516,11 @@ class Retriever:
             lists.append((cfg.session_turn_weight, sorted(turn_s, key=lambda x: -turn_s[x])))
         lengths = part.session_lengths()
         if cfg.session_lexical_weight and lengths:
-
-            def group_of(row: int) -> int | None:
-                if not part.is_turn(row):
-                    return None
-                g = int(session[row])
-                return g if g in in_play and keep(row) else None
-
-            lex_s = part.group_bm25(q_tokens, group_of, lengths, weights)
+            playing = np.zeros(len(part.sessions), dtype=np.bool_)
+            playing[list(in_play)] = True
+            n = part.n
+            member = mask[:n] & (part.kind.data[:n] == 0) & playing[session[:n]]
+            lex_s = part.group_bm25(q_tokens, member, lengths, weights)
             lists.append((cfg.session_lexical_weight, sorted(lex_s, key=lambda x: -lex_s[x])))
         if cfg.session_dense_weight:
             keys, rows = [], []

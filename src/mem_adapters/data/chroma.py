@@ -16,7 +16,7 @@ import hashlib
 import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -189,6 +189,22 @@ class Collection:
         if limit is None or limit > PAGE:
             raise ValueError("every get carries a limit <= PAGE; use get_all() to read everything")
         return await self._run(self.inner.get, **kwargs)
+
+    async def pages(self, *, page: int | None = None, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every record matching ``where``, one page at a time (what ``get_all`` merges).
+
+        A caller that turns each page into something smaller (a partition) never holds the
+        whole read at once.
+        """
+        page = page or PAGE
+        offset = 0
+        while True:
+            part = await self._run(self.inner.get, **kwargs, limit=page, offset=offset)
+            yield part
+            got = len(part["ids"])
+            if got < page:
+                return
+            offset += got
 
     async def get_all(self, *, page: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Every record matching ``where`` (and ``where_document``), read page by page.

@@ -42,6 +42,7 @@ BUDGET_ENV = "MEM_ADAPTERS_PARTITION_BUDGET_MB"
 DEFAULT_BUDGET_MB = 1024
 TOMBSTONE_TTL_S = 24 * 3600.0
 TOMBSTONE_PREFIX = "x:"
+LOAD_PAGE = 1000  # records per page when a partition is loaded (bounds the transient memory)
 
 PartitionKey = tuple[str, str | None]
 
@@ -366,12 +367,16 @@ class DataLayer:
             start = self.clock.now()
             part = Partition(key, self.dimension)
             part.loaded_at = part.checked = start
-            got = await mem.get_all(where=self._scope_where(user_id),
-                                    include=["documents", "metadatas", "embeddings"])  # fmt: skip
-            self.reads += len(got["ids"])
-            embs = got["embeddings"]
-            for n, (i, d, m) in enumerate(zip(got["ids"], got["documents"], got["metadatas"], strict=True)):
-                part.upsert(i, d or "", m or {}, embs[n] if embs is not None else None)
+            # Page by page, each turned into columns at once: the read is never held whole.
+            async for got in mem.pages(where=self._scope_where(user_id), page=LOAD_PAGE,
+                                       include=["documents", "metadatas", "embeddings"]):  # fmt: skip
+                self.reads += len(got["ids"])
+                embs = got["embeddings"]
+                for n, (i, d, m) in enumerate(
+                    zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+                ):
+                    part.upsert(i, d or "", m or {}, embs[n] if embs is not None else None)
+                del got, embs
             self.clock.observe(part.watermark)
             # Pages are read by offset: a delete meanwhile can shift a record past a page
             # boundary. Records written meanwhile are caught up by revision; deletes force

@@ -18,7 +18,7 @@ import json
 import math
 import re
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -404,14 +404,14 @@ class Partition:
         df = self.df.get(term, 0)
         return math.log(1.0 + (self.n_indexed - df + 0.5) / (df + 0.5))
 
-    def bm25(self, terms: Iterable[str], weights: dict[str, float] | None = None) -> dict[int, float]:
-        """BM25 score of every live indexed row containing at least one of ``terms``."""
+    def bm25(self, terms: Iterable[str], weights: dict[str, float] | None = None) -> np.ndarray:
+        """BM25 score of every row for ``terms`` (``0.0`` where no term matches; dead rows 0)."""
+        out = np.zeros(self.n, dtype=np.float64)
         if not self.n_indexed:
-            return {}
+            return out
         avg = self.total_len / self.n_indexed or 1.0
         alive = self.alive.data
         lens = self.doc_len.data
-        out: dict[int, float] = {}
         for term in dict.fromkeys(terms):
             post = self.postings.get(term)
             if not post:
@@ -422,54 +422,66 @@ class Partition:
             live = alive[rows]
             rows, tfs = rows[live], tfs[live].astype(np.float64)
             norm = tfs + BM25_K1 * (1.0 - BM25_B + BM25_B * lens[rows] / avg)
-            vals = w * tfs * (BM25_K1 + 1.0) / norm
-            for r, v in zip(rows.tolist(), vals.tolist(), strict=True):
-                out[r] = out.get(r, 0.0) + v
+            out[rows] += w * tfs * (BM25_K1 + 1.0) / norm  # a row occurs once per posting list
         return out
 
     def group_bm25(
         self,
         terms: Iterable[str],
-        group_of: Callable[[int], int | None],
+        member: np.ndarray,
         group_len: dict[int, int],
         weights: dict[str, float] | None = None,
     ) -> dict[int, float]:
-        """BM25 of groups of rows (sessions), each scored as one concatenated document."""
+        """BM25 of sessions, each scored as one document made of its ``member`` rows.
+
+        Args:
+            terms: Query tokens (repeats count once).
+            member: Boolean mask of the rows that count (e.g. kept turns of sessions in play).
+            group_len: Token length of every session (sets the count and the average).
+            weights: Optional per-term multipliers.
+        """
         n = len(group_len)
         if not n:
             return {}
         avg = sum(group_len.values()) / n or 1.0
-        alive = self.alive.data
-        out: dict[int, float] = {}
+        sessions = self.session.data
+        n_groups = len(self.sessions)
+        has_len = np.zeros(n_groups, dtype=np.bool_)
+        lengths = np.zeros(n_groups, dtype=np.float64)
+        for g, length in group_len.items():
+            has_len[g] = True
+            lengths[g] = length
+        ok = self.alive.data[: self.n] & member[: self.n]
+        total = np.zeros(n_groups, dtype=np.float64)
+        hit = np.zeros(n_groups, dtype=np.bool_)
         for term in dict.fromkeys(terms):
             post = self.postings.get(term)
             if not post:
                 continue
-            tf_by_group: dict[int, int] = {}
-            for r, tf in zip(post[0], post[1], strict=True):
-                if not alive[r]:
-                    continue
-                g = group_of(r)
-                if g is not None and g in group_len:
-                    tf_by_group[g] = tf_by_group.get(g, 0) + tf
-            df = len(tf_by_group)
+            rows = np.frombuffer(post[0], dtype=np.int32)
+            tfs = np.frombuffer(post[1], dtype=np.int32)
+            keep = ok[rows]
+            groups = sessions[rows[keep]]
+            inside = has_len[groups]
+            tf = np.bincount(groups[inside], weights=tfs[keep][inside], minlength=n_groups)
+            present = tf > 0
+            df = int(present.sum())
             w = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) * (weights.get(term, 1.0) if weights else 1.0)
-            for g, tf in tf_by_group.items():
-                norm = tf + BM25_K1 * (1.0 - BM25_B + BM25_B * group_len[g] / avg)
-                out[g] = out.get(g, 0.0) + w * tf * (BM25_K1 + 1.0) / norm
-        return out
+            norm = tf[present] + BM25_K1 * (1.0 - BM25_B + BM25_B * lengths[present] / avg)
+            total[present] += w * tf[present] * (BM25_K1 + 1.0) / norm
+            hit |= present
+        return {int(g): float(total[g]) for g in np.flatnonzero(hit)}
 
     def session_lengths(self) -> dict[int, int]:
         """Token length of every session that has live indexed turns (cached until a change)."""
         if self._lengths is not None and self._lengths[0] == self.version:
             return self._lengths[1]
-        out: dict[int, int] = {}
-        lens = self.doc_len.data
-        indexed = self.flags["indexed"].data
-        for s, rows in self.session_rows.items():
-            live = [r for r in rows if indexed[r] != 0]
-            if live:
-                out[s] = int(sum(int(lens[r]) for r in live))
+        n = self.n
+        turns = self.alive.data[:n] & (self.kind.data[:n] == 0) & (self.flags["indexed"].data[:n] != 0)
+        groups = self.session.data[:n][turns]
+        sums = np.bincount(groups, weights=self.doc_len.data[:n][turns], minlength=len(self.sessions))
+        counts = np.bincount(groups, minlength=len(self.sessions))
+        out = {int(g): int(sums[g]) for g in np.flatnonzero(counts)}
         self._lengths = (self.version, out)
         return out
 
