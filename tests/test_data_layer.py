@@ -114,7 +114,10 @@ async def test_user_search_sends_no_filtered_ann_query_and_every_get_is_paged(tm
 
 
 async def test_paging_reads_past_one_page(tmp_path, monkeypatch):
+    from mem_adapters.data import layer as layer_mod
+
     monkeypatch.setattr(chroma_mod, "PAGE", 7)
+    monkeypatch.setattr(layer_mod, "LOAD_PAGE", 7)
     eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())
     try:
         await eng.remember(_turns("alice", 50), session_id="a1", user_id="alice")
@@ -437,7 +440,7 @@ async def test_hits_built_from_the_partition_equal_what_get_returns(tmp_path, em
     try:
         w = await eng.remember(
             [
-                {"role": "Ana", "text": "I moved to Berlin last year.", "metadata": {"topic": "move", "n": 2}},
+                {"role": "Ana", "text": "I moved to Berlin.", "metadata": {"topic": "move", "n": 2}},
                 {"role": "Ben", "text": "I work as a nurse in Lisbon.", "timestamp": "2024-03-01T10:00:00Z",
                  "observations": [{"text": "Ben is a nurse", "metadata": {"src": "obs"}}]},
             ],
@@ -456,4 +459,29 @@ async def test_hits_built_from_the_partition_equal_what_get_returns(tmp_path, em
                 exclude={"score", "score_parts"}
             ), hit.id
     finally:
+        await eng.aclose()
+
+
+@pytest.mark.server
+async def test_paging_on_a_chroma_server_tenant(chroma_server, monkeypatch):
+    """The same paged reads against a real ``chroma run`` (a small page stands in for 100k)."""
+    from mem_adapters.data import layer as layer_mod
+
+    monkeypatch.setattr(chroma_mod, "PAGE", 9)
+    monkeypatch.setattr(layer_mod, "LOAD_PAGE", 9)
+    host, port = chroma_server
+    tenant = f"paged{time.time_ns()}"
+    eng = AsyncMemoryEngine(host=host, port=port, embedder=HashEmbedder())
+    try:
+        await eng.remember(_turns("srv", 60), session_id="s", user_id="u", tenant_id=tenant)
+        calls = await _record(eng, tenant)
+        res = await eng.search("srv note topic2", user_id="u", tenant_id=tenant, k=5)
+        assert res.results and all(r.tenant_id == tenant for r in res.results)
+        assert len(await eng.get_messages("s", tenant_id=tenant)) == 60
+        assert len(await (await eng.data()).partition(tenant, "u")) == 60
+        assert not [c for c in calls if c[0] == "query"]
+        gets = [kw for name, kw in calls if name == "get" and kw.get("ids") is None]
+        assert gets and all(kw["limit"] <= 9 for kw in gets)
+    finally:
+        await eng.erase(tenant_id=tenant)
         await eng.aclose()
