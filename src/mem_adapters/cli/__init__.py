@@ -23,7 +23,8 @@ import typer
 
 # Commands register themselves on import; the order below is their order in --help.
 # isort: off
-from . import demo_cmd, transfer_cmds, store_cmds, doctor_cmd, bench_cmds, serve_cmd
+from . import demo_cmd, transfer_cmds, store_cmds, doctor_cmd, bench_cmds, serve_cmd, mcp_cmd
+from . import ui_cmd  # noqa: F401  (registers `mem-adapters ui`)
 
 # isort: on
 from .app import StoreOptions, app, store_command
@@ -64,6 +65,7 @@ __all__ = [
     "demo_cmd",
     "doctor_cmd",
     "main",
+    "mcp_cmd",
     "serve_cmd",
     "store_cmds",
     "store_command",
