@@ -70,6 +70,7 @@ _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "me
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": desc}
     for code, desc in (
+        (400, "The body is not parseable JSON."),
         (401, "Missing or invalid credential."),
         (403, "The credential may not act on this tenant or resource."),
         (404, "Unknown id in the credential's tenant."),
