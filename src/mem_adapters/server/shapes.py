@@ -496,6 +496,7 @@ class Health(BaseModel):
 
     status: str
     detail: str | None = None
+    worker: int | None = Field(default=None, description="Process id of the worker that answered.")
 
 
 __all__ = [

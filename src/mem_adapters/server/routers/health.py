@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -17,7 +18,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
     """The process is up (no store call)."""
-    return Health(status="ok")
+    return Health(status="ok", worker=os.getpid())
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
@@ -31,4 +32,4 @@ async def readyz(request: Request) -> Health | JSONResponse:
     except Exception as e:  # any store failure means "not ready", with the reason
         logger.warning("readiness check failed: %s", e)
         return JSONResponse(Health(status="unavailable", detail=str(e)).model_dump(), status_code=503)
-    return Health(status="ready")
+    return Health(status="ready", worker=os.getpid())
