@@ -13,7 +13,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import ValidationError
+from .errors import LimitExceededError, ValidationError
+from .limits import DEFAULT_LIMITS, Limits
 from .models import MemoryItem
 
 NEVER = 253402300799.0  # 9999-12-31T23:59:59Z: "no expiry", so expiry filters stay one range.
@@ -56,11 +57,15 @@ def epoch(dt: datetime) -> float:
     return dt.timestamp()
 
 
-def from_epoch(value: float | None) -> datetime | None:
-    """Aware UTC datetime of an epoch value (``None`` and the NEVER sentinel give ``None``)."""
-    if value is None or value >= NEVER:
+def from_epoch(value: float | None, *, sentinel: bool = True) -> datetime | None:
+    """Aware UTC datetime of an epoch value (``None`` gives ``None``).
+
+    With ``sentinel`` (expiry and bookkeeping times) the NEVER value also gives ``None``;
+    without it (a turn's own timestamp) ``9999-12-31T23:59:59Z`` is a real time and reads back.
+    """
+    if value is None or (sentinel and value >= NEVER):
         return None
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    return datetime.fromtimestamp(min(value, NEVER), tz=timezone.utc)
 
 
 def stable_id(prefix: str, *parts: Any) -> str:
@@ -69,26 +74,69 @@ def stable_id(prefix: str, *parts: Any) -> str:
     return prefix + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 
-def encode_meta(meta: dict[str, Any], field: str = "metadata") -> dict[str, Any]:
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON-like value (a flat dict is 1), counted iteratively up to ``limit + 1``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list | tuple))
+    return deepest
+
+
+def encode_meta(
+    meta: dict[str, Any], field: str = "metadata", limits: Limits | None = None
+) -> dict[str, Any]:
     """Encode caller metadata into Chroma fields: exact JSON plus filterable scalars.
 
+    Only the first ``limits.max_indexed_keys`` top-level keys (in the dict's order) are
+    indexed as ``m.<key>``; every key is kept in the exact JSON copy, so reads return them all
+    but filters see only the indexed ones.
+
     Raises:
-        ValidationError: the metadata is not JSON-serialisable (or has non-string keys).
+        ValidationError: the metadata is not JSON-serialisable (or has non-string keys, or a
+            string with a lone surrogate).
+        LimitExceededError: deeper than ``limits.max_metadata_depth`` or larger serialized than
+            ``limits.max_metadata_bytes``.
     """
+    limits = limits or DEFAULT_LIMITS
     if not isinstance(meta, dict):
         raise ValidationError(field, f"must be a dict, got {type(meta).__name__}")
+    if _depth(meta, limits.max_metadata_depth) > limits.max_metadata_depth:
+        raise LimitExceededError(
+            field, f"is nested deeper than {limits.max_metadata_depth} levels (see Limits)"
+        )
     try:
         encoded = json.dumps(meta, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         if json.loads(encoded) != meta:  # e.g. tuples become lists, int keys become strings
             raise ValueError("does not survive a JSON round-trip unchanged")
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RecursionError) as e:
         raise ValidationError(field, f"must be JSON-serialisable: {e}") from e
+    try:
+        size = len(encoded.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise ValidationError(
+            field, f"holds a string that is not valid Unicode (lone surrogate): {e}"
+        ) from None
+    if size > limits.max_metadata_bytes:
+        raise LimitExceededError(
+            field, f"is {size} bytes as JSON, more than {limits.max_metadata_bytes} (see Limits)"
+        )
     out: dict[str, Any] = {"meta": encoded}
+    indexed = 0
     for key, value in meta.items():
+        if indexed >= limits.max_indexed_keys:
+            break  # stored (in the JSON copy), not indexed
         if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
                 continue  # outside Chroma's int64; still round-trips through the JSON copy
             out[CALLER_PREFIX + key] = value
+            indexed += 1
     return out
 
 
@@ -135,7 +183,7 @@ def to_item(id_: str, text: str | None, md: dict[str, Any], score: float | None 
         session_id=unopt(md.get("session_id")),
         sub_session_id=unopt(md.get("sub_session_id")),
         role=unopt(md.get("role")),
-        timestamp=from_epoch(md.get("ts")),
+        timestamp=from_epoch(md.get("ts"), sentinel=False),
         seq=md.get("seq"),
         status=md.get("status", "active"),
         metadata=caller_meta(md),

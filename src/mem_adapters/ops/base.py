@@ -23,6 +23,7 @@ from ..errors import ClosedError, NotFoundError, ValidationError
 from ..filters import all_of
 from ..limits import DEFAULT_LIMITS, Limits
 from ..retrieval import Retriever
+from . import checks
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def _require_str(field: str, value: Any, *, optional: bool = False) -> None:
         return
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, "must be a non-empty string")
+    checks.utf8_size(field, value)  # no lone surrogates
 
 
 def _scope_where(
@@ -87,6 +89,10 @@ class EngineBase:
             raise ValidationError("max_workers", "must be an integer >= 1")
         if limits is not None and not isinstance(limits, Limits):
             raise ValidationError("limits", "must be a mem_adapters.limits.Limits")
+        if isinstance(enricher, str) and enricher != "default":
+            raise ValidationError("enricher", "must be None, 'default' or an Enricher")
+        if not isinstance(partition_budget_mb, int | float | None) or isinstance(partition_budget_mb, bool):
+            raise ValidationError("partition_budget_mb", "must be a number of megabytes or None")
         self.limits = limits or DEFAULT_LIMITS  # input sizes, timeouts, retries
         self.embedder = as_embedder(embedder, model_dir=model_dir)
         self._io = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mem-adapters-io")
@@ -230,6 +236,7 @@ class EngineBase:
 
         The same sweep removes tombstones older than the data layer's TTL.
         """
+        _require_str("tenant_id", tenant_id)
         now = time.time()
         if not force and now - self._last_purge.get(tenant_id, 0.0) < _PURGE_EVERY:
             return 0
@@ -256,6 +263,7 @@ class EngineBase:
 
     async def _get_raw(self, tenant_id: str, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Live records by id: ``{id: (text, metadata)}``."""
+        _require_str("tenant_id", tenant_id)
         if not ids:
             return {}
         return await (await self.data()).fetch(tenant_id, ids)

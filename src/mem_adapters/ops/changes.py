@@ -14,6 +14,7 @@ from ..models import (
     DEFAULT_TENANT,
     MemoryItem,
 )
+from . import checks
 from .base import (
     EngineBase,
     _require_str,
@@ -33,8 +34,9 @@ class ChangesMixin(EngineBase):
         tenant_id: str = DEFAULT_TENANT,
     ) -> list[str]:
         """Set the status of turns (``active``/``archived``); returns the ids changed."""
-        if status not in ("active", "archived"):
-            raise ValidationError("status", "must be 'active' or 'archived'")
+        ids = checks.id_list("ids", ids, self.limits)
+        checks.status(status)
+        _require_str("tenant_id", tenant_id)
         found = await self._get_raw(tenant_id, list(ids))
         changed = [i for i in ids if i in found and found[i][1].get("status") != status]
         if changed:
@@ -45,8 +47,9 @@ class ChangesMixin(EngineBase):
 
     async def archive_oldest(self, session_id: str, n: int, *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
         """Archive the ``n`` oldest active turns of a session; returns their ids."""
-        if n < 0:
-            raise ValidationError("n", "must be >= 0")
+        _require_str("session_id", session_id)
+        _require_str("tenant_id", tenant_id)
+        checks.integer("n", n)
         targets = (await self._turn_index(tenant_id, session_id, status="active"))[:n]
         return await self.set_status([i for i, _ in targets], "archived", tenant_id=tenant_id)
 
@@ -54,8 +57,10 @@ class ChangesMixin(EngineBase):
         self, session_id: str, n: int, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
     ) -> list[str]:
         """Delete the ``n`` oldest turns of a session (optionally of one status); returns ids."""
-        if n < 0:
-            raise ValidationError("n", "must be >= 0")
+        _require_str("session_id", session_id)
+        _require_str("tenant_id", tenant_id)
+        checks.integer("n", n)
+        checks.status(status, optional=True)
         targets = [i for i, _ in (await self._turn_index(tenant_id, session_id, status=status))[:n]]
         return await self.delete_many(targets, tenant_id=tenant_id)
 
@@ -77,10 +82,13 @@ class ChangesMixin(EngineBase):
         """
         if text is None and metadata is None:
             raise ValidationError("text", "give text and/or metadata to update")
-        if text is not None and (not isinstance(text, str) or not text.strip()):
-            raise ValidationError("text", "must be a non-empty string")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise ValidationError("metadata", "must be a dict")
+        _require_str("id", memory_id)
+        _require_str("tenant_id", tenant_id)
+        checks.ids(self.limits, id=memory_id, tenant_id=tenant_id)
+        checks.text("text", text, self.limits.max_raw_bytes, optional=True)
+        checks.mapping("metadata", metadata)
+        if metadata:  # the patch alone must already be encodable (the merge is checked below)
+            rec.encode_meta({k: v for k, v in metadata.items() if v is not None}, "metadata", self.limits)
         old_text, md = await self._require(tenant_id, memory_id)
         merged = rec.caller_meta(md)
         for key, value in (metadata or {}).items():
@@ -88,7 +96,9 @@ class ChangesMixin(EngineBase):
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        encoded = rec.encode_meta(merged, "metadata")
+        encoded = rec.encode_meta(merged, "metadata", self.limits)
+        if md.get("kind") != "raw" and text is not None:
+            checks.text("text", text, self.limits.max_turn_bytes)
         if md.get("kind") == "raw" and text is not None:
             # Raw memories are re-chunked: replace through add(), which keeps the history.
             await self.add(
@@ -131,17 +141,14 @@ class ChangesMixin(EngineBase):
         Raises:
             ValidationError: ``expiry_seconds`` is not a positive number.
         """
-        if (
-            isinstance(expiry_seconds, bool)
-            or not isinstance(expiry_seconds, int | float)
-            or expiry_seconds <= 0
-        ):
-            raise ValidationError("expiry_seconds", "must be a positive number of seconds")
+        ids = checks.id_list("ids", ids, self.limits)
+        checks.seconds("expiry_seconds", expiry_seconds)
+        _require_str("tenant_id", tenant_id)
         found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
         if not found:
             return []
         targets = [*found, *await self._children(tenant_id, list(found))]
-        expires_at = time.time() + expiry_seconds
+        expires_at = min(time.time() + expiry_seconds, rec.NEVER)
         await (await self.data()).set_metadata(tenant_id, targets, {"expires_at": expires_at})
         return [i for i in dict.fromkeys(ids) if i in found]
 
@@ -159,6 +166,8 @@ class ChangesMixin(EngineBase):
 
         Unknown ids are skipped; returns the ids deleted. History records each deletion.
         """
+        ids = checks.id_list("ids", ids, self.limits)
+        _require_str("tenant_id", tenant_id)
         found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
         if not found:
             return []
@@ -174,6 +183,7 @@ class ChangesMixin(EngineBase):
     async def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
         """Delete a session's turns, everything derived from them and their history; returns the count."""
         _require_str("session_id", session_id)
+        _require_str("tenant_id", tenant_id)
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return 0

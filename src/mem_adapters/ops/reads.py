@@ -14,6 +14,7 @@ from ..models import (
     MemoryItem,
     Page,
 )
+from . import checks
 from .base import (
     EngineBase,
     _require_str,
@@ -32,11 +33,19 @@ class ReadsMixin(EngineBase):
         Raises:
             NotFoundError: unknown (or expired) id in this tenant.
         """
+        checks.ids(self.limits, memory_id=memory_id, tenant_id=tenant_id)
+        _require_str("tenant_id", tenant_id)
         text, md = await self._require(tenant_id, memory_id)
         return rec.to_item(memory_id, text, md)
 
     async def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
-        """Memories by id, in the given order; unknown ids are skipped."""
+        """Memories by id, in the given order; unknown ids are skipped.
+
+        Raises:
+            ValidationError: ``ids`` is not a list of non-empty strings (a bare string is refused).
+        """
+        ids = checks.id_list("ids", ids, self.limits)
+        _require_str("tenant_id", tenant_id)
         found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
         return [rec.to_item(i, *found[i]) for i in ids if i in found]
 
@@ -62,6 +71,10 @@ class ReadsMixin(EngineBase):
             raise ValidationError("page", "must be an integer >= 1")
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
             raise ValidationError("page_size", "must be an integer in 1..1000")
+        _require_str("tenant_id", tenant_id)
+        checks.ids(self.limits, tenant_id=tenant_id, sub_tenant_id=sub_tenant_id, user_id=user_id,
+                   agent_id=agent_id, session_id=session_id)  # fmt: skip
+        checks.kinds(kinds)
         where = all_of(
             _scope_where(tenant_id, sub_tenant_id, user_id, agent_id, session_id),
             {"kind": {"$in": list(kinds)}} if kinds else None,
@@ -103,8 +116,17 @@ class ReadsMixin(EngineBase):
             status: Only ``"active"`` or ``"archived"`` turns; ``None`` for both.
             limit: At most this many turns (the first ones, or the last ones with ``last``).
             last: Take the last ``limit`` turns instead of the first.
+
+        Raises:
+            ValidationError: bad ids, ``status`` not active/archived/None, ``limit`` not an
+                integer >= 0, ``last`` not a bool.
         """
         _require_str("session_id", session_id)
+        _require_str("tenant_id", tenant_id)
+        checks.ids(self.limits, session_id=session_id, tenant_id=tenant_id, user_id=user_id)
+        checks.status(status, optional=True)
+        checks.integer("limit", limit, optional=True)
+        checks.flag("last", last)
         ordered = await self._turn_index(tenant_id, session_id, user_id=user_id, status=status)
         if limit is not None:
             ordered = ordered[-limit:] if last else ordered[:limit]
@@ -128,6 +150,9 @@ class ReadsMixin(EngineBase):
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
     ) -> int:
         """Number of turns in a session (optionally of one status)."""
+        _require_str("session_id", session_id)
+        checks.ids(self.limits, session_id=session_id, tenant_id=tenant_id)
+        checks.status(status, optional=True)
         return len(await self._turn_index(tenant_id, session_id, status=status))
 
     async def tenants(self) -> list[str]:
@@ -138,6 +163,8 @@ class ReadsMixin(EngineBase):
         self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> list[str]:
         """Ids of the sessions that hold turns, ordered by their first turn's ``seq``."""
+        _require_str("tenant_id", tenant_id)
+        checks.ids(self.limits, tenant_id=tenant_id, user_id=user_id)
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return []

@@ -16,8 +16,10 @@ from ..models import (
     SearchResult,
     to_utc,
 )
+from . import checks
 from .base import (
     EngineBase,
+    _require_str,
     _scope_where,
 )
 
@@ -64,14 +66,17 @@ class SearchMixin(EngineBase):
         Raises:
             ValidationError: empty query, bad k, filters, kinds, time range or mode.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise ValidationError("query", "must be a non-empty string")
+        checks.text("query", query, self.limits.max_query_bytes)
+        checks.ids(self.limits, tenant_id=tenant_id, sub_tenant_id=sub_tenant_id, user_id=user_id,
+                   agent_id=agent_id, session_id=session_id)  # fmt: skip
+        _require_str("tenant_id", tenant_id)
+        checks.kinds(kinds)
+        checks.mapping("filters", filters)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValidationError("k", "must be an integer >= 1")
-        if mode not in ("flat", "context"):
+        if not isinstance(mode, str) or mode not in ("flat", "context"):
             raise ValidationError("mode", "must be 'flat' or 'context'")
-        if char_budget is not None and (not isinstance(char_budget, int) or char_budget < 1):
-            raise ValidationError("char_budget", "must be a positive integer")
+        checks.integer("char_budget", char_budget, minimum=1, optional=True)
         valid_kinds = {"turn", "fact", "episode", "raw", "chunk"}
         if kinds is not None and (not kinds or not set(kinds) <= valid_kinds):
             raise ValidationError("kinds", f"must be a non-empty subset of {sorted(valid_kinds)}")
@@ -88,13 +93,13 @@ class SearchMixin(EngineBase):
                 if bound is not None:
                     try:
                         clauses.append({"ts": {op: to_utc(bound, "time_range").timestamp()}})
-                    except ValueError as e:
+                    except (ValueError, OverflowError) as e:
                         raise ValidationError("time_range", str(e)) from e
         as_of_ts = None
         if as_of is not None:
             try:
                 as_of_ts = to_utc(as_of, "as_of").timestamp()
-            except ValueError as e:
+            except (ValueError, OverflowError) as e:
                 raise ValidationError("as_of", str(e)) from e
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
@@ -126,6 +131,8 @@ class SearchMixin(EngineBase):
         Raises:
             JobError: unknown job, or enrichment disabled.
         """
+        _require_str("job_id", job_id)
+        _require_str("tenant_id", tenant_id, optional=True)
         return await self._enrichment().job_status(job_id, tenant_id=tenant_id)
 
     async def wait(
@@ -135,14 +142,21 @@ class SearchMixin(EngineBase):
 
         The tenant may be left out, as in :meth:`job_status`.
         """
+        _require_str("job_id", job_id)
+        _require_str("tenant_id", tenant_id, optional=True)
+        checks.seconds("timeout", timeout, optional=True, allow_zero=True)
         return await self._enrichment().wait(job_id, timeout, tenant_id=tenant_id)
 
     async def wait_all(self, timeout: float | None = None) -> None:
         """Wait until every queued enrichment job has finished."""
+        checks.seconds("timeout", timeout, optional=True, allow_zero=True)
         await self._enrichment().wait_all(timeout)
 
     async def end_session(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> MemoryItem | None:
         """Close the session's open episode and return it (``None`` if nothing to close)."""
+        _require_str("session_id", session_id)
+        _require_str("tenant_id", tenant_id)
+        _require_str("user_id", user_id, optional=True)
         return await self._enrichment().end_session(session_id, tenant_id=tenant_id, user_id=user_id)

@@ -15,7 +15,8 @@ import pydantic
 from .. import records as rec
 from ..chunking import chunk_text
 from ..enrichment import aextract_for_add
-from ..errors import ValidationError
+from ..errors import LimitExceededError, ValidationError
+from ..limits import Limits
 from ..models import (
     DEFAULT_TENANT,
     AddResult,
@@ -24,6 +25,7 @@ from ..models import (
     Usage,
     WriteResult,
 )
+from . import checks
 from .base import (
     EngineBase,
     _now,
@@ -52,6 +54,8 @@ class WritesMixin(EngineBase):
                 raise ValidationError(f"turns[{i}]", f"must be a Turn or dict, got {type(t).__name__}")
             try:
                 parsed.append(Turn.model_validate(t))
+            except OverflowError as e:  # e.g. 9999-12-31T23:00:00-05:00 is past year 9999 in UTC
+                raise ValidationError(f"turns[{i}].timestamp", f"out of range: {e}") from e
             except pydantic.ValidationError as e:
                 err = e.errors()[0]
                 loc = ".".join(str(p) for p in err["loc"])
@@ -94,19 +98,22 @@ class WritesMixin(EngineBase):
             ValidationError: bad input, naming the field; nothing is written.
         """
         parsed = self._parse_turns(turns)
+        self._check_turns(parsed)
         _require_str("session_id", session_id)
-        for name, value in (
-            ("user_id", user_id),
-            ("agent_id", agent_id),
-            ("sub_tenant_id", sub_tenant_id),
-            ("sub_session_id", sub_session_id),
-        ):
-            _require_str(name, value, optional=True)
         _require_str("tenant_id", tenant_id)
-        if status not in ("active", "archived"):
-            raise ValidationError("status", "must be 'active' or 'archived'")
+        checks.ids(
+            self.limits,
+            session_id=session_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            tenant_id=tenant_id,
+            sub_tenant_id=sub_tenant_id,
+            sub_session_id=sub_session_id,
+        )
+        checks.status(status)
+        checks.mapping("metadata", metadata)
         base_meta = metadata or {}
-        rec.encode_meta(base_meta, "metadata")
+        rec.encode_meta(base_meta, "metadata", self.limits)
         now = _now()
         scope = {
             "tenant_id": tenant_id,
@@ -117,7 +124,7 @@ class WritesMixin(EngineBase):
             "sub_session_id": rec.opt(sub_session_id),
         }
         # Validate and encode everything before touching the store: nothing is half-written.
-        rows = self._turn_rows(parsed, scope, base_meta, now)
+        rows = self._turn_rows(parsed, scope, base_meta, now, self.limits)
         ids = [r[0] for r in rows]
         async with self._session_lock(tenant_id, session_id):
             found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
@@ -143,9 +150,25 @@ class WritesMixin(EngineBase):
             usage=Usage(tokens_in=tokens_in, tokens_out=tokens_out),
         )
 
+    def _check_turns(self, parsed: list[Turn]) -> None:
+        """Sizes and text of every turn against :attr:`limits` (before anything is written)."""
+        lim = self.limits
+        if len(parsed) > lim.max_batch_turns:
+            raise LimitExceededError("turns", f"holds {len(parsed)} turns, more than {lim.max_batch_turns}")
+        for i, t in enumerate(parsed):
+            checks.text(f"turns[{i}].text", t.text, lim.max_turn_bytes)
+            checks.text(f"turns[{i}].role", t.role, lim.max_id_bytes)
+            checks.text(f"turns[{i}].id", t.id, lim.max_id_bytes, optional=True)
+            for j, o in enumerate(t.observations):
+                checks.text(f"turns[{i}].observations[{j}].text", o.text, lim.max_turn_bytes)
+
     @staticmethod
     def _turn_rows(
-        parsed: list[Turn], scope: dict[str, Any], base_meta: dict[str, Any], now: datetime
+        parsed: list[Turn],
+        scope: dict[str, Any],
+        base_meta: dict[str, Any],
+        now: datetime,
+        limits: Limits | None = None,
     ) -> list[_Row]:
         """Validate and encode each turn: ``(id, turn, timestamp, encoded metadata)``."""
         rows: list[_Row] = []
@@ -164,10 +187,10 @@ class WritesMixin(EngineBase):
                 t.text,
                 ts.isoformat(),
             )
-            meta = rec.encode_meta({**base_meta, **t.metadata}, f"turns[{i}].metadata")
+            meta = rec.encode_meta({**base_meta, **t.metadata}, f"turns[{i}].metadata", limits)
             for j, o in enumerate(t.observations):
                 _require_str(f"turns[{i}].observations[{j}].text", o.text)
-                rec.encode_meta(o.metadata, f"turns[{i}].observations[{j}].metadata")
+                rec.encode_meta(o.metadata, f"turns[{i}].observations[{j}].metadata", limits)
             rows.append((tid, t, ts, meta))
         return rows
 
@@ -208,7 +231,8 @@ class WritesMixin(EngineBase):
                 new_ids.append(rec.stable_id("o_", tid, j, o.text))
                 texts.append(o.text)
                 attrs = {"origin": "observation", "fact_type": "observation", "confidence": 1.0}
-                metas.append({**scope, **rec.encode_meta(o.metadata), **common, "kind": "fact",
+                o_meta = rec.encode_meta(o.metadata, limits=self.limits)
+                metas.append({**scope, **o_meta, **common, "kind": "fact",
                               "role": t.role, "ts": ts.timestamp(), "seq": seq, "status": "active",
                               "parent_id": tid, "source_ids": json.dumps([tid]), "attrs": json.dumps(attrs),
                               "enrich": "done"})  # fmt: skip
@@ -234,10 +258,14 @@ class WritesMixin(EngineBase):
         Raises:
             ValidationError: role is not "user"/"assistant", or an id/content is empty.
         """
-        if role not in ("user", "assistant"):
+        if not isinstance(role, str) or role not in ("user", "assistant"):
             raise ValidationError("role", f"must be 'user' or 'assistant', got {role!r}")
         _require_str("conversation_id", conversation_id)
         _require_str("content", content)
+        checks.text("content", content, self.limits.max_turn_bytes)
+        checks.ids(self.limits, conversation_id=conversation_id, user_id=user_id, customer_id=customer_id,
+                   session_id=session_id)  # fmt: skip
+        checks.mapping("metadata", metadata)
         _require_str("user_id", user_id)
         _require_str("customer_id", customer_id)
         _require_str("session_id", session_id, optional=True)
@@ -333,6 +361,14 @@ class WritesMixin(EngineBase):
         Raises:
             ValidationError: both or neither of ``raw_text``/``pairs``, empty text, bad expiry.
         """
+        lim = self.limits
+        checks.ids(lim, tenant_id=tenant_id, sub_tenant_id=sub_tenant_id, user_id=user_id, agent_id=agent_id,
+                   session_id=session_id, memory_id=memory_id, user_name=user_name)  # fmt: skip
+        checks.text("custom_instructions", custom_instructions, lim.max_raw_bytes, optional=True)
+        checks.flag("infer", infer)
+        checks.flag("index", index)
+        checks.mapping("metadata", metadata)
+        checks.seconds("expiry_seconds", expiry_seconds, optional=True)
         if raw_text is not None and pairs is not None:
             raise ValidationError("raw_text", "give raw_text or pairs, not both")
         if raw_text is None and pairs is None:
@@ -343,6 +379,7 @@ class WritesMixin(EngineBase):
             text = raw_text
         else:
             text = self._pairs_text(pairs, user_name)
+        checks.text("pairs" if raw_text is None else "raw_text", text, lim.max_raw_bytes)
         if expiry_seconds is not None and (
             isinstance(expiry_seconds, bool)
             or not isinstance(expiry_seconds, int | float)
@@ -351,11 +388,11 @@ class WritesMixin(EngineBase):
             raise ValidationError("expiry_seconds", "must be a positive number of seconds")
         _require_str("memory_id", memory_id, optional=True)
         _require_str("tenant_id", tenant_id)
-        meta = rec.encode_meta(metadata or {}, "metadata")
+        meta = rec.encode_meta(metadata or {}, "metadata", lim)
         memory_id = memory_id or f"mem_{uuid.uuid4().hex}"
         source_id = rec.stable_id("src_", text)
         now = time.time()
-        expires_at = now + expiry_seconds if expiry_seconds else rec.NEVER
+        expires_at = min(now + expiry_seconds, rec.NEVER) if expiry_seconds else rec.NEVER
         chunks = chunk_text(text) if index else [text]
         inferred = (
             await aextract_for_add(text, custom_instructions=custom_instructions, enricher=self.enricher)
