@@ -5,5 +5,6 @@ source "$(dirname "$0")/_env.sh"
   -e "$ROOT[test,bench]" \
   -e "$ROOT/integrations/langchain[test]" \
   -e "$ROOT/integrations/llama-index[test]"
+"$ROOT/scripts/install-browser.sh"  # Debian chromium + axe-core for tests/test_ui.py
 "$VPY" -m ruff check src integrations tests examples benchmarks
 exec "$VPY" -m pytest "$@"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import conversations, health, ingestion, jobs, memories, native, user_memory, users
+from . import conversations, health, ingestion, inspector, jobs, memories, native, user_memory, users
 
 ROUTERS = [
     health.router,
@@ -13,6 +13,7 @@ ROUTERS = [
     jobs.router,
     users.router,
     native.router,
+    inspector.router,
 ]
 
 __all__ = ["ROUTERS"]
