@@ -32,6 +32,7 @@ its :class:`~mem_adapters.models.ScoreParts`.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import re
@@ -367,7 +368,10 @@ class Retriever:
         if len(scored) > n:
             values = bm25[scored]
             cut = np.partition(values, len(values) - n)[len(values) - n]  # the n-th best score
-            scored = scored[values >= cut]  # ties at the cut stay in; the sort below decides
+            above = scored[values > cut]
+            # Rows tied at the cut: the ones with the smallest ids fill the last places.
+            tied = heapq.nsmallest(n - len(above), scored[values == cut].tolist(), key=part.ids.__getitem__)
+            scored = np.concatenate([above, np.asarray(tied, dtype=above.dtype)])
         ranked = sorted(((int(r), float(bm25[r])) for r in scored), key=lambda x: (-x[1], part.ids[x[0]]))
         return ranked[:n]
 

@@ -382,19 +382,31 @@ class DataLayer:
             # boundary. Records written meanwhile are caught up by revision; deletes force
             # one more read.
             since = self.clock.since(start)
-            tombs = await aux.get_all(where=self._tomb_where(user_id, since), include=[])
-            if not tombs["ids"] or attempt == 2:
+            got_tombs = await aux.get_all(where={"rev": {"$gt": since}}, include=["metadatas"])
+            tombs = [m for m in got_tombs["metadatas"] if m.get("type") == "tombstone"
+                     and (user_id is None or user_of(m) == user_id)]  # fmt: skip
+            if not tombs or attempt == 2:
                 break
             logger.debug("deletes during the load of %r; reading it again", key)
         await self._catch_up(part)
         logger.debug("loaded partition %r: %d records", key, len(part))
         return part
 
-    def _tomb_where(self, user_id: str | None, since: int) -> dict[str, Any]:
-        where = all_of({"type": "tombstone"}, {"user_id": user_id} if user_id is not None else None,
-                       {"rev": {"$gt": since}})  # fmt: skip
-        assert where is not None
-        return where
+    @staticmethod
+    async def _changes(
+        mem: Collection, aux: Collection, since: int
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Records and tombstones of the whole tenant with a revision above ``since``.
+
+        Filtered by revision alone: Chroma answers a clause that matches few records fast,
+        while ANDing the partition's user (which matches all of its records) would make every
+        catch-up cost the size of the partition. The caller keeps its own user's.
+        """
+        changed, tombs = await asyncio.gather(
+            mem.get_all(where={"rev": {"$gt": since}}, include=["metadatas"]),
+            aux.get_all(where={"rev": {"$gt": since}}, include=["metadatas"]),
+        )
+        return changed, [m for m in tombs["metadatas"] if m.get("type") == "tombstone"]
 
     async def _catch_up(self, part: Partition) -> None:
         """Apply what other processes changed in the partition's scope since its watermark."""
@@ -407,18 +419,20 @@ class DataLayer:
         # later carries a revision above that start minus the skew window (see .clock).
         start = self.clock.now()
         since = self.clock.since(max(part.watermark, part.checked))
-        changed, tombs = await asyncio.gather(
-            mem.get_all(where=self._scope_where(user_id, {"rev": {"$gt": since}}), include=["metadatas"]),
-            aux.get_all(where=self._tomb_where(user_id, since), include=["metadatas"]),
-        )
-        self.reads += len(changed["ids"]) + len(tombs["ids"])
-        for m in tombs["metadatas"]:
+        changed, tombs = await self._changes(mem, aux, since)
+        self.reads += len(changed["ids"]) + len(tombs)
+        for m in tombs:
+            if user_id is not None and user_of(m) != user_id:
+                continue
             held = part.rev_of(m["target"])
             if held is not None and int(m["rev"]) > held:
                 part.remove(m["target"])
             part.watermark = max(part.watermark, int(m["rev"]))
-        need = [i for i, m in zip(changed["ids"], changed["metadatas"], strict=True)
-                if part.rev_of(i) != int(m.get("rev", 0))]  # fmt: skip
+        need = [
+            i
+            for i, m in zip(changed["ids"], changed["metadatas"], strict=True)
+            if (user_id is None or user_of(m) == user_id) and part.rev_of(i) != int(m.get("rev", 0))
+        ]
         if need:
             got = await mem.get(ids=need, include=["documents", "metadatas", "embeddings"])
             self.reads += len(got["ids"])
