@@ -151,7 +151,7 @@ def env(tmp_path_factory) -> Iterator[dict[str, Any]]:
     d = tmp_path_factory.mktemp("ui")
     seeded = seed(d / "store")
     with ServerProcess(["--path", str(d / "store"), "--jwt-secret", SECRET]) as srv:
-        yield {"url": srv.url, "seed": seeded, "admin": token(role="admin"), "plain": token()}
+        yield {"url": srv.url, "seed": seeded, "admin": token(role="admin"), "plain": token(), "log": srv.log}
 
 
 @pytest.fixture(scope="module")
@@ -496,6 +496,8 @@ def test_tab_reaches_every_control_and_the_token_stays_out_of_urls(page, env):
     page.keyboard.press("Enter")
     page.wait_for_selector("#users-table")
     assert not [u for u in page.watch.urls if env["plain"] in u]
+    assert page.context.cookies() == [] and page.evaluate("localStorage.length") == 0
+    assert env["plain"] not in env["log"]() and env["admin"] not in env["log"]()
     assert page.locator("#view button:not([disabled])").evaluate_all("els => els.every(e => e.tabIndex >= 0)")
 
 
