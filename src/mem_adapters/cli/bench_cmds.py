@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import bench_server
 from .app import app
 from .output import progress
 
@@ -126,5 +127,6 @@ def _register_optional(target: typer.Typer = bench_app) -> None:
 
 
 _register_optional()
+bench_server.register(bench_app)
 
 __all__ = ["bench_app", "locomo"]

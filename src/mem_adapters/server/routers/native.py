@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...models import MemoryItem, Page, SearchResult, Turn, WriteResult
@@ -118,9 +118,13 @@ async def remember(body: RememberRequest, caller: Caller, engine: Engine) -> Wri
 
 
 @router.post("/search", response_model=EngineSearchResult)
-async def search(body: SearchRequest, caller: Caller, engine: Engine) -> SearchResult:
-    """Ranked memories with their score parts (and the context string in context mode)."""
-    return await engine.search(
+async def search(body: SearchRequest, caller: Caller, engine: Engine) -> Response:
+    """Ranked memories with their score parts (and the context string in context mode).
+
+    The hot path: the engine's result is serialised once, as it is (the declared
+    ``response_model`` documents it; FastAPI's re-validation of it is skipped).
+    """
+    result = await engine.search(
         body.query,
         tenant_id=caller.tenant(body.tenant_id),
         k=body.k,
@@ -132,6 +136,7 @@ async def search(body: SearchRequest, caller: Caller, engine: Engine) -> SearchR
         as_of=body.as_of,
         **_scope(body),
     )
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 @router.post("/list", response_model=EnginePage)
