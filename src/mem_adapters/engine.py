@@ -311,9 +311,11 @@ class MemoryEngine:
         """Sessions holding turns. See :meth:`AsyncMemoryEngine.list_sessions`."""
         return self._run(self._async.list_sessions(**kw))
 
-    def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
-        """Delete a session. See :meth:`AsyncMemoryEngine.clear_session`."""
-        return self._run(self._async.clear_session(session_id, tenant_id=tenant_id))
+    def clear_session(
+        self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
+    ) -> int:
+        """Delete a session (or one user's part of it). See :meth:`AsyncMemoryEngine.clear_session`."""
+        return self._run(self._async.clear_session(session_id, tenant_id=tenant_id, user_id=user_id))
 
     def erase(self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None) -> EraseReceipt:
         """Erase a user or tenant. See :meth:`AsyncMemoryEngine.erase`."""

@@ -153,7 +153,8 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
         engine: A :class:`~mem_adapters.MemoryEngine` (sync and async methods work) or an
             :class:`~mem_adapters.AsyncMemoryEngine` (async methods only). Built from
             ``path``/``client``/``engine_kwargs`` when absent.
-        user_id: Owner of the turns; reads are then restricted to this user's turns.
+        user_id: Owner of the turns; reads and :meth:`clear` are then restricted to this
+            user's turns.
         agent_id: Agent the conversation is with.
         tenant_id: Engine tenant (hard isolation boundary).
         metadata: Caller metadata added to every stored turn (JSON-serialisable).
@@ -237,7 +238,8 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
 
     async def _clear(self, aengine: AsyncMemoryEngine) -> None:
         async with _session_lock(aengine, self.tenant_id, self.session_id):
-            await aengine.clear_session(self.session_id, tenant_id=self.tenant_id)
+            # Bound to a user: only that user's turns go, never another user's in the same session.
+            await aengine.clear_session(self.session_id, tenant_id=self.tenant_id, user_id=self.user_id)
 
     @staticmethod
     def _prepare(messages: Sequence[BaseMessage]) -> list[BaseMessage]:

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 _INVOKE_KWARGS = frozenset(
     {"k", "filters", "kinds", "session_id", "user_id", "agent_id", "sub_tenant_id", "time_range"}
 )
+_BOUND = ("sub_tenant_id", "user_id", "agent_id", "session_id")  # scope levels a call cannot change
 _HIDDEN_META = frozenset({"lc_message"})  # the stored message itself: page_content carries its text
 
 
@@ -64,7 +65,9 @@ class MemAdaptersRetriever(ClosableAdapter, BaseRetriever):
 
     Configuration is pydantic fields; the engine lives in a private attribute. ``k`` and the
     scope/filter fields can be overridden per call: ``retriever.invoke(q, k=2, filters=...)``.
-    Invoke-time ``filters`` are ANDed with the configured ones. Usable as ``with``/``async
+    Invoke-time ``filters`` are ANDed with the configured ones. A scope level set here
+    (``user_id``, ``agent_id``, ``session_id``, ``sub_tenant_id``) binds the retriever: a call
+    passing another value, or ``None``, is a ``ValidationError``. Usable as ``with``/``async
     with``; a closed retriever raises :class:`~mem_adapters.ClosedError`.
 
     Args:
@@ -137,6 +140,14 @@ class MemAdaptersRetriever(ClosableAdapter, BaseRetriever):
             "user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id,
             "kinds": self.kinds, "time_range": self.time_range,
         }  # fmt: skip
+        for field in _BOUND:
+            # A scope set at construction binds the retriever: a call may repeat it, never
+            # widen it (None) or move it to another user/agent/session.
+            if field in kwargs and getattr(self, field) is not None and kwargs[field] != getattr(self, field):
+                raise ValidationError(
+                    field,
+                    f"this retriever is bound to {field}={getattr(self, field)!r}; a call cannot change it",
+                )
         args.update(kwargs)
         if extra_filters is not None and not isinstance(extra_filters, dict):
             raise ValidationError("filters", "must be a dict")

@@ -180,14 +180,24 @@ class ChangesMixin(EngineBase):
         await self.delete_records(tenant_id, [*found, *await self._children(tenant_id, list(found))])
         return [i for i in dict.fromkeys(ids) if i in found]
 
-    async def clear_session(self, session_id: str, *, tenant_id: str = DEFAULT_TENANT) -> int:
-        """Delete a session's turns, everything derived from them and their history; returns the count."""
+    async def clear_session(
+        self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
+    ) -> int:
+        """Delete a session's turns, everything derived from them and their history; returns the count.
+
+        With ``user_id`` only that user's records of the session go (other users' turns in a
+        shared session stay).
+        """
         _require_str("session_id", session_id)
         _require_str("tenant_id", tenant_id)
+        _require_str("user_id", user_id, optional=True)
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return 0
-        got = await pair[0].get_all(where={"session_id": session_id}, include=[])
+        where: dict[str, Any] = {"session_id": session_id}
+        if user_id is not None:
+            where = {"$and": [where, {"user_id": user_id}]}
+        got = await pair[0].get_all(where=where, include=[])
         ids = list(got["ids"])
         await self.delete_records(tenant_id, ids)
         # "Clear" means gone: old versions must not survive in the history either.

@@ -115,7 +115,8 @@ class Transcript:
 
     Args:
         tenant_id: Tenant of every read and write.
-        user_id: Owner recorded on written turns.
+        user_id: Owner recorded on written turns; when set, reads, clears and deletes see
+            only this user's turns (other users' turns of a shared session stay untouched).
     """
 
     def __init__(self, tenant_id: str, user_id: str | None = None) -> None:
@@ -129,7 +130,9 @@ class Transcript:
         status: Status | None = None,
     ) -> list[MemoryItem]:
         """The session's turns in write order (``status=None``: both statuses)."""
-        return await aengine.get_messages(session_id, tenant_id=self.tenant_id, status=status)
+        return await aengine.get_messages(
+            session_id, tenant_id=self.tenant_id, status=status, user_id=self.user_id
+        )
 
     async def messages(
         self,
@@ -216,7 +219,7 @@ class Transcript:
         """
         messages = check_messages(messages)
         async with session_lock(aengine, self.tenant_id, session_id):
-            await aengine.clear_session(session_id, tenant_id=self.tenant_id)
+            await aengine.clear_session(session_id, tenant_id=self.tenant_id, user_id=self.user_id)
             await self._append_locked(aengine, session_id, messages, status)
 
     async def clear(
@@ -226,7 +229,7 @@ class Transcript:
         async with session_lock(aengine, self.tenant_id, session_id):
             items = await self.items(aengine, session_id, status)
             if status is None:
-                await aengine.clear_session(session_id, tenant_id=self.tenant_id)
+                await aengine.clear_session(session_id, tenant_id=self.tenant_id, user_id=self.user_id)
             else:
                 for item in items:
                     await aengine.delete(item.id, tenant_id=self.tenant_id)
@@ -262,7 +265,9 @@ class Transcript:
         seen: dict[str, None] = {}
         page: int | None = 1
         while page is not None:
-            got = await aengine.list(None, page, 1000, tenant_id=self.tenant_id, kinds=["turn"])
+            got = await aengine.list(
+                None, page, 1000, tenant_id=self.tenant_id, user_id=self.user_id, kinds=["turn"]
+            )
             for item in got.results:
                 if item.session_id is not None:
                     seen.setdefault(item.session_id, None)
