@@ -10,6 +10,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -31,6 +32,7 @@ STOP_WORDS = frozenset(_STOP.split())
 """Function words carrying no topic; dropped from documents and queries alike."""
 
 
+@lru_cache(maxsize=1 << 16)  # pure, and conversational vocabulary repeats a lot
 def stem(word: str) -> str:
     """A light, conservative English suffix stripper (plural, -ing, -ed, -ly, final -e).
 

@@ -164,6 +164,8 @@ class Partition:
         return doc_id in self.row_of
 
     def _grow(self, n: int) -> None:
+        if n <= len(self.alive.data) and (not self.dim or n <= len(self.vectors)):
+            return  # every column was grown together: one check covers them
         for col in (self.alive, self.kind, self.role, self.status, self.session, self.timely,
                     self.doc_len, self.has_vec, self.norm_hash, *self.scope.values(), *self.num.values(),
                     *self.flags.values()):  # fmt: skip
