@@ -45,6 +45,8 @@ class AsyncMemoryEngine(WritesMixin, ReadsMixin, HistoryMixin, ChangesMixin, Sea
         snapshot_dir: Folder of derived partition snapshots, which let a new process search a
             large store at once (default: ``.mem_adapters-derived`` inside an embedded store's
             folder; none for a server unless given).
+        limits: Input sizes, Chroma timeouts and write retries
+            (:class:`mem_adapters.limits.Limits`; see the README's "Limits").
 
     Example:
         >>> import asyncio, tempfile
