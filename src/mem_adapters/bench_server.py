@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import platform
 import statistics
 import tempfile
@@ -84,6 +85,7 @@ class _Level:
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.engine_ms: list[float] = []
         self.errors: list[str] = []
         self.seconds = 0.0
 
@@ -96,11 +98,14 @@ async def run_level(call: Callable[[int], Awaitable[Any]], ids: range, clients: 
         for i in counter:
             t0 = time.perf_counter()
             try:
-                await call(i)
+                got = await call(i)
             except Exception as e:  # a failed request is counted, not fatal
                 into.errors.append(f"{type(e).__name__}: {e}")
                 continue
             into.latencies.append((time.perf_counter() - t0) * 1000)
+            timings = getattr(got, "stage_timings", None) or {}
+            if isinstance(timings.get("total_ms"), int | float):
+                into.engine_ms.append(float(timings["total_ms"]))
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
@@ -147,6 +152,8 @@ async def bench_targets(
             for name, cell in cells.items():
                 row = {"backend": name, "op": op, "clients": clients}
                 row.update(summary(cell.latencies, len(cell.errors), cell.seconds))
+                if cell.engine_ms:  # the engine's own search time (in the server for http)
+                    row["engine_total_p50_ms"] = round(statistics.median(cell.engine_ms), 2)
                 if cell.errors:
                     row["first_errors"] = cell.errors[:3]
                 rows.append(row)
@@ -224,7 +231,12 @@ async def run_server_bench(
         "benchmark": "server",
         "version": __version__,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "config": {
             "seed_turns": seed,
             "ingest_requests_per_level": ingest,
@@ -244,11 +256,12 @@ async def run_server_bench(
 
 def format_table(report: dict[str, Any]) -> str:
     """The rows and checks as plain text."""
-    lines = [f"{'op':7} {'clients':>7} {'backend':8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}"]
+    head = f"{'op':7} {'clients':>7} {'backend':8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}"
+    lines = [head + f" {'engine p50 ms':>14}"]
     for r in report["rows"]:
         lines.append(
             f"{r['op']:7} {r['clients']:>7} {r['backend']:8} {r['rps']!s:>8} {r['p50_ms']!s:>8} "
-            f"{r['p95_ms']!s:>8} {r['errors']:>6}"
+            f"{r['p95_ms']!s:>8} {r['errors']:>6} {r.get('engine_total_p50_ms', '')!s:>14}"
         )
     lines.append("")
     lines += [f"{c['status']}  {c['target']}: {c['value']}" for c in report["checks"]]
