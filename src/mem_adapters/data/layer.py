@@ -486,6 +486,9 @@ class DataLayer:
             if key == keep:
                 continue
             total -= self._parts.pop(key).nbytes()
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]  # one lock per scope ever searched would otherwise pile up
             logger.debug("evicted partition %r (budget %d bytes)", key, self.budget_bytes)
 
     def held_partitions(self) -> list[PartitionKey]:
