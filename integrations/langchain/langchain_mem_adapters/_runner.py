@@ -15,7 +15,8 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mem_adapters import AsyncMemoryEngine, ClosedError, MemAdaptersError, MemoryEngine, ValidationError
+from mem_adapters import AsyncMemoryEngine, ClosedError, MemAdaptersError, MemoryEngine
+from mem_adapters.validation import check_count, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +56,6 @@ def build_engine(
     if client is not None:
         kwargs["client"] = client
     return MemoryEngine(path, **kwargs), True
-
-
-def check_id(field: str, value: Any, *, optional: bool = False) -> None:
-    """Require a non-empty string id (``None`` too when ``optional``).
-
-    Raises:
-        ValidationError: ``value`` is empty, blank or not a string.
-    """
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
-
-
-def check_count(field: str, value: Any) -> None:
-    """Require a result count: an ``int`` >= 1 (not a ``bool``).
-
-    Raises:
-        ValidationError: anything else.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(field, f"must be an integer >= 1, got {value!r}")
 
 
 class EngineRunner:

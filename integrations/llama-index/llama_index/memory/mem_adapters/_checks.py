@@ -8,31 +8,10 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage
 
 from mem_adapters import ValidationError
+from mem_adapters.validation import check_count, check_id
 
 ID_FIELDS = ("tenant_id", "user_id", "session_id", "agent_id")
 """Constructor arguments that name a scope: non-empty strings (``tenant_id`` may not be None)."""
-
-
-def check_id(field: str, value: Any, *, optional: bool = False) -> None:
-    """Require a non-empty string id (``None`` too when ``optional``).
-
-    Raises:
-        ValidationError: ``value`` is empty, blank or not a string.
-    """
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
-
-
-def check_count(field: str, value: Any) -> None:
-    """Require a result count: an ``int`` >= 1 (not a ``bool``).
-
-    Raises:
-        ValidationError: anything else.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(field, f"must be an integer >= 1, got {value!r}")
 
 
 def check_settings(data: Mapping[str, Any], counts: Sequence[str] = ()) -> None:
