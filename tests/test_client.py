@@ -7,14 +7,16 @@ answered (so after it committed): the client retries and nothing is written twic
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import jwt
 import pytest
 
 pytest.importorskip("fastapi")
+
+from dropping_proxy import DroppingProxy
 
 from mem_adapters import errors as engine_errors
 from mem_adapters.client import (
@@ -53,68 +55,17 @@ def _uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-class DroppingProxy:
-    """Forwards TCP to ``upstream``; for the first request to each route (up to ``drops``) it
-    reads the server's whole answer, then closes the client's connection without passing it on."""
+def _once_per_route() -> Callable[[bytes], bool]:
+    """A drop rule: the first request to each route (the proxy caps how many)."""
+    seen: set[bytes] = set()
 
-    def __init__(self, upstream: tuple[str, int], drops: int = 1) -> None:
-        self.upstream, self.drops, self.dropped = upstream, drops, 0
-        self._seen: set[bytes] = set()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+    def first(route: bytes) -> bool:
+        if route in seen:
+            return False
+        seen.add(route)
+        return True
 
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _read_http(sock: socket.socket) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value.strip())
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return head + b"\r\n\r\n" + body
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn, socket.create_connection(self.upstream) as up:
-            while True:
-                request = self._read_http(conn)
-                if not request:
-                    return
-                up.sendall(request)
-                answer = self._read_http(up)
-                route = request.split(b"\r\n", 1)[0]
-                if self.dropped < self.drops and route not in self._seen:
-                    self._seen.add(route)
-                    self.dropped += 1  # the server has committed and answered: drop the answer
-                    conn.shutdown(socket.SHUT_RDWR)
-                    return
-                conn.sendall(answer)
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+    return first
 
 
 def test_round_trip_with_engine_names_and_models(client):
@@ -214,7 +165,7 @@ def test_network_errors_within_the_timeout(tmp_path):
 
 
 def test_dropped_answer_after_commit_writes_nothing_twice(server, client):
-    proxy = DroppingProxy((server.host, server.port), drops=3)
+    proxy = DroppingProxy((server.host, server.port), 3, _once_per_route())
     try:
         via = MemoryClient(proxy.url, token=token(), backoff=0.05)
         session, user = f"drop_{_uid()}", f"u_{_uid()}"
@@ -239,7 +190,7 @@ def test_dropped_answer_after_commit_writes_nothing_twice(server, client):
 
 def test_non_idempotent_update_is_not_retried_after_sending(server, client):
     res = client.remember([{"role": "user", "text": "edit me"}], session_id=f"u_{_uid()}")
-    proxy = DroppingProxy((server.host, server.port), drops=1)
+    proxy = DroppingProxy((server.host, server.port), 1, _once_per_route())
     try:
         via = MemoryClient(proxy.url, token=token(), backoff=0.05)
         with pytest.raises(NetworkError):

@@ -14,13 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from dropping_proxy import DroppingProxy
 
 from mem_adapters import AsyncMemoryEngine
 from mem_adapters.data.chroma import async_http_client, http_client, is_transport_failure
@@ -193,69 +193,14 @@ async def test_sigstopped_server_times_out_with_a_typed_error_and_nothing_is_los
         await engine.aclose()
 
 
-class DroppingProxy:
-    """Forwards TCP to a server; drops the answer of the first ``drops`` upserts after they committed."""
-
-    def __init__(self, port: int, drops: int) -> None:
-        self.upstream, self.drops, self.dropped = ("127.0.0.1", port), drops, 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _read_http(sock: socket.socket) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value.strip())
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return head + b"\r\n\r\n" + body
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn, socket.create_connection(self.upstream) as up:
-            while True:
-                request = self._read_http(conn)
-                if not request:
-                    return
-                up.sendall(request)
-                answer = self._read_http(up)
-                if b"/upsert " in request.split(b"\r\n", 1)[0] and self.dropped < self.drops:
-                    self.dropped += 1  # committed on the server; the client never hears of it
-                    conn.shutdown(socket.SHUT_RDWR)
-                    return
-                conn.sendall(answer)
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+def _upserts(route: bytes) -> bool:
+    return b"/upsert " in route
 
 
 async def test_writes_are_retried_after_a_lost_answer_and_written_once(chroma_server):
     host, port = chroma_server
     assert host == "127.0.0.1"  # the proxy forwards to loopback
-    proxy = DroppingProxy(port, drops=2)
+    proxy = DroppingProxy(("127.0.0.1", port), 2, _upserts)
     limits = Limits(connect_timeout=2.0, read_timeout=10.0, write_retries=3, retry_backoff=0.05)
     engine = AsyncMemoryEngine(host="127.0.0.1", port=proxy.port, embedder=Tiny(), limits=limits)
     tenant = f"t{uuid.uuid4().hex[:6]}"
@@ -269,7 +214,10 @@ async def test_writes_are_retried_after_a_lost_answer_and_written_once(chroma_se
         await engine.aclose()
         proxy.close()
     no_retry = AsyncMemoryEngine(
-        host="127.0.0.1", port=(p := DroppingProxy(port, drops=1)).port, embedder=Tiny(), limits=FAST
+        host="127.0.0.1",
+        port=(p := DroppingProxy(("127.0.0.1", port), 1, _upserts)).port,
+        embedder=Tiny(),
+        limits=FAST,
     )
     try:
         with pytest.raises(TransportError):  # without retries the lost answer is the caller's to retry
