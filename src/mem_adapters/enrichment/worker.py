@@ -562,22 +562,36 @@ class Enricher:
         if not turns:
             return  # already done (a re-run after a crash) or deleted meanwhile
         by_id = {t[0]: t for t in turns}
-        inputs = [TurnInput(id=i, role=m.get("role") or "user", text=d, timestamp=rec.from_epoch(m.get("ts")))
-                  for i, d, m, _ in turns]  # fmt: skip
-        context: list[TurnInput] = []
-        if self.context_turns and getattr(self.extractor, "wants_context", False):
-            index = await (await self.data()).session_turns(tenant_id, session_id)
-            first_seq = turns[0][2].get("seq", 0)
-            prior = [i for i, m in index if m.get("seq", 0) < first_seq][-self.context_turns :]
-            context = [TurnInput(id=x.id, role=x.role or "user", text=x.text, timestamp=x.timestamp)
-                       for x in await (await self.data()).items(tenant_id, prior)]  # fmt: skip
-        # Everything that can fail on bad extractor output happens before the first write.
-        facts = await self._extract(inputs, context)
+        # Users never mix: each user's turns are extracted on their own, with a context of that
+        # user's earlier turns only, so no other user's text can reach their facts.
+        facts: list[ExtractedFact] = []
+        for user_id, mine in _by_user(turns).items():
+            inputs = [TurnInput(id=i, role=m.get("role") or "user", text=d,
+                                timestamp=rec.from_epoch(m.get("ts"))) for i, d, m, _ in mine]  # fmt: skip
+            context = await self._context(tenant_id, session_id, user_id, mine[0][2].get("seq", 0))
+            # Everything that can fail on bad extractor output happens before the first write.
+            facts.extend(await self._extract(inputs, context))
         await self._use_names(mem, facts, by_id)
         observations = await self._observation_facts(mem, by_id)
         fact_ids_by_turn = await self._write_facts(tenant_id, mem, by_id, facts, observations)
         await self._update_episodes(tenant_id, mem, session_id, turns, fact_ids_by_turn)
         await mem.update_metadata([t[0] for t in turns], [{"enrich": "done"} for _ in turns])
+
+    async def _context(
+        self, tenant_id: str, session_id: str, user_id: str, first_seq: int
+    ) -> list[TurnInput]:
+        """Up to ``context_turns`` of the user's turns in the session before ``first_seq``.
+
+        Only turns stored under ``user_id`` (theirs and the assistant's replies to them) are
+        context: another user's turns in a shared session never are.
+        """
+        if not self.context_turns or not getattr(self.extractor, "wants_context", False):
+            return []
+        data = await self.data()
+        index = await data.session_turns(tenant_id, session_id, user_id=user_id)
+        prior = [i for i, m in index if m.get("seq", 0) < first_seq][-self.context_turns :]
+        return [TurnInput(id=x.id, role=x.role or "user", text=x.text, timestamp=x.timestamp)
+                for x in await data.items(tenant_id, prior)]  # fmt: skip
 
     async def _observation_facts(
         self, mem: Any, by_id: dict[str, Any]
@@ -797,9 +811,14 @@ class Enricher:
 
     # ------------------------------------------------------------------ episodes
 
-    async def _session_episodes(self, mem: Any, session_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-        got = await mem.get_all(where={"$and": [{"kind": "episode"}, {"session_id": session_id}]},
-                            include=["documents", "metadatas"])  # fmt: skip
+    async def _session_episodes(
+        self, mem: Any, session_id: str, user_id: str | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(id, text, metadata)`` of the session's episodes; only ``user_id``'s when given."""
+        clauses: list[dict[str, Any]] = [{"kind": "episode"}, {"session_id": session_id}]
+        if user_id is not None:
+            clauses.append({"user_id": user_id})
+        got = await mem.get_all(where={"$and": clauses}, include=["documents", "metadatas"])
         return list(zip(got["ids"], got["documents"], got["metadatas"], strict=True))
 
     async def _update_episodes(
@@ -810,9 +829,32 @@ class Enricher:
         turns: list[tuple[str, str, dict[str, Any], list[float]]],
         fact_ids_by_turn: dict[str, list[str]],
     ) -> None:
-        """Append turns to the session's open episode, closing it on a gap, size or topic shift."""
+        """Append turns to their user's open episode, closing it on a gap, size or topic shift.
+
+        Episodes are kept per session *and* user: in a session shared by several users each
+        user's turns, with the assistant turns stored under that user (the replies addressed to
+        them), form that user's own episodes, so an episode's turns, facts, title and summary
+        come from one user only. A session with one user has one chain of episodes, as before.
+        """
+        touched: dict[str, dict[str, Any]] = {}
+        for user_id, mine in _by_user(turns).items():
+            changed = await self._user_episodes(tenant_id, mem, session_id, user_id, mine, fact_ids_by_turn)
+            touched.update(changed)
+        if touched:
+            await self._write_episodes(tenant_id, mem, list(touched.values()))
+
+    async def _user_episodes(
+        self,
+        tenant_id: str,
+        mem: Any,
+        session_id: str,
+        user_id: str,
+        turns: list[tuple[str, str, dict[str, Any], list[float]]],
+        fact_ids_by_turn: dict[str, list[str]],
+    ) -> dict[str, dict[str, Any]]:
+        """One user's turns added to their episodes of the session; returns the episodes changed."""
         open_ep: dict[str, Any] | None = None
-        for eid, _doc, md in await self._session_episodes(mem, session_id):
+        for eid, _doc, md in await self._session_episodes(mem, session_id, user_id):
             attrs = json.loads(md.get("attrs") or "{}")
             if attrs.get("open") and (open_ep is None or attrs["ended_ts"] > open_ep["attrs"]["ended_ts"]):
                 open_ep = {"id": eid, "md": md, "attrs": attrs}
@@ -856,14 +898,15 @@ class Enricher:
                     a["fact_ids"].append(f)
             recent = [*recent, emb][-6:]
             touched[open_ep["id"]] = open_ep
-        if touched:
-            await self._write_episodes(tenant_id, mem, list(touched.values()))
+        return touched
 
     async def _write_episodes(self, tenant_id: str, mem: Any, episodes: list[dict[str, Any]]) -> None:
+        """Summarize and store episodes (each limited first to its own user's turns and facts)."""
         now = time.time()
         ids, texts, metas = [], [], []
         for ep in episodes:
             a = ep["attrs"]
+            await self._own_only(mem, ep)
             summary = await self._summarize(mem, a, final=not a["open"])
             a["title"], a["summary"] = summary.title, summary.summary
             md = {f: ep["md"].get(f, "") for f in SCOPE_FIELDS}
@@ -878,9 +921,33 @@ class Enricher:
             metas.append(md)
         await (await self.data()).write_records(tenant_id, ids, texts, metas)
 
+    async def _own_only(self, mem: Any, ep: dict[str, Any]) -> None:
+        """Drop from an episode the turns and facts stored under another user than the episode's.
+
+        Episodes written before episodes were per user could hold every user of a shared
+        session; such an episode is cleaned the next time it is written. Ids no longer stored
+        are left as they are.
+        """
+        a = ep["attrs"]
+        owner = str(ep["md"].get("user_id") or "")
+        ids = [*a["turn_ids"], *a["fact_ids"]]
+        if not ids:
+            return
+        got = await mem.get(ids=ids, include=["metadatas"])
+        foreign = {i for i, m in zip(got["ids"], got["metadatas"], strict=True)
+                   if str(m.get("user_id") or "") != owner}  # fmt: skip
+        if foreign:
+            logger.info("episode %s: dropped %d records of other users", ep["id"], len(foreign))
+            a["turn_ids"] = [t for t in a["turn_ids"] if t not in foreign]
+            a["fact_ids"] = [f for f in a["fact_ids"] if f not in foreign]
+
     async def _summarize(self, mem: Any, attrs: dict[str, Any], *, final: bool) -> EpisodeSummary:
         """Title and summary: the extractor's ``asummarize`` for closed episodes if it has one."""
-        got = await mem.get(ids=attrs["turn_ids"], include=["documents", "metadatas"])
+        got = (
+            await mem.get(ids=attrs["turn_ids"], include=["documents", "metadatas"])
+            if attrs["turn_ids"]
+            else {"ids": [], "documents": [], "metadatas": []}
+        )
         order = {t: i for i, t in enumerate(attrs["turn_ids"])}
         rows = sorted(
             zip(got["ids"], got["documents"], got["metadatas"], strict=True), key=lambda r: order[r[0]]
@@ -906,7 +973,11 @@ class Enricher:
     async def end_session(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> MemoryItem | None:
-        """Finish the session's queued work, close its open episode and return it."""
+        """Finish the session's queued work, close its open episodes and return the last one closed.
+
+        Episodes are per user (see :meth:`_update_episodes`): ``user_id`` closes only that
+        user's open episode; ``None`` closes every user's open episode of the session.
+        """
         self._ensure_worker()
         mine = (tenant_id, session_id)
         while not self._resumed or any(
@@ -920,9 +991,9 @@ class Enricher:
         mem = pair[0]
         async with self._lock(tenant_id, session_id):
             closed = None
-            for eid, _doc, md in await self._session_episodes(mem, session_id):
+            for eid, _doc, md in await self._session_episodes(mem, session_id, user_id):
                 attrs = json.loads(md.get("attrs") or "{}")
-                if not attrs.get("open") or (user_id is not None and md.get("user_id") != user_id):
+                if not attrs.get("open"):
                     continue
                 attrs["open"] = False
                 ep = {"id": eid, "md": md, "attrs": attrs}
@@ -932,6 +1003,14 @@ class Enricher:
             return None
         found = await (await self.data()).items(tenant_id, [closed])
         return found[0] if found else None
+
+
+def _by_user(turns: list[tuple[str, str, dict[str, Any], list[float]]]) -> dict[str, list[Any]]:
+    """Turns grouped by their ``user_id`` (``""`` when none), each group in the given order."""
+    groups: dict[str, list[Any]] = {}
+    for t in turns:
+        groups.setdefault(str(t[2].get("user_id") or ""), []).append(t)
+    return groups
 
 
 def _with_name(text: str, name: str) -> str:
