@@ -1004,6 +1004,111 @@ class Enricher:
         found = await (await self.data()).items(tenant_id, [closed])
         return found[0] if found else None
 
+    # ------------------------------------------------------------------ erasure
+
+    @classmethod
+    def detached(cls, data: Callable[[], Awaitable[DataLayer]]) -> Enricher:
+        """An enricher on ``data`` whose worker never starts: for :meth:`forget_sources` only.
+
+        An engine without enrichment may hold episodes an earlier, enriching engine wrote.
+        """
+        helper = cls()
+        helper._data_of = data
+        return helper
+
+    async def forget_sources(self, tenant_id: str, erased: Sequence[str], session_ids: Sequence[str]) -> int:
+        """Regenerate or delete other users' derived records fed by records just erased.
+
+        Called by ``erase(user_id=...)`` after the user's own records are gone. Episodes and
+        facts of the sessions the erased user spoke in that still cite an erased id (in
+        ``source_ids`` or an episode's turn/fact lists) are records that mixed users, e.g.
+        written before episodes were per user: a fact is deleted; an episode loses the erased
+        (and any other foreign) turns and facts and is summarized again from what remains, or
+        deleted when none of its own turns remain. Their history rows (pre-images, possibly
+        holding the erased text) are deleted too.
+
+        Args:
+            tenant_id: The tenant erased from.
+            erased: Ids of every record erased.
+            session_ids: Sessions of those records.
+
+        Returns:
+            How many records were regenerated or deleted.
+        """
+        gone = set(erased)
+        sessions = sorted(set(session_ids))
+        if not gone or not sessions:
+            return 0
+        data = await self.data()
+        pair = await data.collections(tenant_id, create=False)
+        if pair is None:
+            return 0
+        mem, aux = pair
+        affected = {md.get("session_id", "") for _, md in await self._fed_by(mem, sessions, gone)}
+        changed: list[str] = []
+        for session in sorted(affected):
+            async with self._lock(tenant_id, session):  # not while a job writes this session
+                doomed, redo = [], []
+                for rid, md in await self._fed_by(mem, [session], gone):
+                    if md.get("kind") != "episode":
+                        doomed.append(rid)
+                        continue
+                    attrs = json.loads(md.get("attrs") or "{}")
+                    attrs["turn_ids"] = [t for t in attrs.get("turn_ids", []) if t not in gone]
+                    attrs["fact_ids"] = [f for f in attrs.get("fact_ids", []) if f not in gone]
+                    ep = {"id": rid, "md": md, "attrs": attrs}
+                    await self._own_only(mem, ep)
+                    turns = (
+                        await mem.get(ids=attrs["turn_ids"], include=["metadatas"])
+                        if attrs["turn_ids"]
+                        else None
+                    )
+                    stamps = (
+                        [float(m["ts"]) for m in turns["metadatas"] if m.get("ts") is not None]
+                        if turns
+                        else []
+                    )
+                    if not stamps:
+                        doomed.append(rid)
+                        continue
+                    attrs.update(started_ts=min(stamps), ended_ts=max(stamps))
+                    attrs.update(started_at=_iso(attrs["started_ts"]), ended_at=_iso(attrs["ended_ts"]))
+                    redo.append(ep)
+                ids = doomed + [ep["id"] for ep in redo]
+                if not ids:
+                    continue
+                history = await aux.get_all(
+                    where={"$and": [{"type": "history"}, {"memory_id": {"$in": ids}}]}, include=[]
+                )
+                if history["ids"]:
+                    await aux.delete(list(history["ids"]))
+                await data.delete_records(tenant_id, doomed)
+                if redo:
+                    await self._write_episodes(tenant_id, mem, redo)
+                changed.extend(ids)
+        if changed:
+            logger.info("erase: %d derived records of other users regenerated or deleted", len(changed))
+        return len(changed)
+
+    @staticmethod
+    async def _fed_by(mem: Any, sessions: list[str], gone: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """``(id, metadata)`` of the sessions' live facts and episodes citing an id in ``gone``."""
+        got = await mem.get_all(
+            where={"$and": [{"kind": {"$in": ["fact", "episode"]}}, {"session_id": {"$in": sessions}}]},
+            include=["metadatas"],
+        )
+        out = []
+        for rid, md in zip(got["ids"], got["metadatas"], strict=True):
+            if rid in gone:
+                continue
+            cited = set(json.loads(md.get("source_ids") or "[]"))
+            if md.get("kind") == "episode":
+                attrs = json.loads(md.get("attrs") or "{}")
+                cited.update(attrs.get("turn_ids", []), attrs.get("fact_ids", []))
+            if cited & gone:
+                out.append((rid, md))
+        return out
+
 
 def _by_user(turns: list[tuple[str, str, dict[str, Any], list[float]]]) -> dict[str, list[Any]]:
     """Turns grouped by their ``user_id`` (``""`` when none), each group in the given order."""
