@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 from .async_engine import AsyncMemoryEngine
+from .enrichment.job_list import JobPage
 from .errors import ClosedError, MemAdaptersError
 from .models import (
     DEFAULT_TENANT,
@@ -336,6 +337,20 @@ class MemoryEngine:
     def job_status(self, job_id: str, *, tenant_id: str | None = None) -> JobStatus:
         """State of an enrichment job. See :meth:`AsyncMemoryEngine.job_status`."""
         return self._run(self._async.job_status(job_id, tenant_id=tenant_id))
+
+    def list_jobs(
+        self,
+        page: int = 1,
+        page_size: int = 50,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        status: str | None = None,
+        user_id: str | None = None,
+    ) -> JobPage:
+        """A tenant's enrichment jobs, newest first. See :meth:`AsyncMemoryEngine.list_jobs`."""
+        return self._run(
+            self._async.list_jobs(page, page_size, tenant_id=tenant_id, status=status, user_id=user_id)
+        )
 
     def wait(self, job_id: str, timeout: float | None = None, *, tenant_id: str | None = None) -> JobStatus:
         """Wait for an enrichment job. See :meth:`AsyncMemoryEngine.wait`."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from ..enrichment.job_list import JobPage
 from ..errors import ValidationError
 from ..models import (
     AddResult,
@@ -293,3 +294,17 @@ class ClientMethods:
     def job_status(self, job_id: str, **_: Any) -> JobStatus:
         """State of an enrichment job."""
         return self._do(Call("GET", f"/v1/jobs/{_q(job_id)}"), JobStatus.model_validate)
+
+    def list_jobs(
+        self,
+        page: int = 1,
+        page_size: int = 50,
+        *,
+        tenant_id: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+    ) -> JobPage:
+        """The tenant's enrichment jobs, newest first (``tenant_id``: another tenant, admin only)."""
+        scope = {"tenant_id": tenant_id, "status": status, "user_id": user_id}
+        params = drop_none({"page": page, "page_size": page_size, **scope})
+        return self._do(Call("GET", "/v1/jobs", params=params), JobPage.model_validate)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from ..enrichment import job_list
+from ..enrichment.job_list import JobPage
 from ..errors import JobError, ValidationError
 from ..filters import all_of, translate
 from ..models import (
@@ -134,6 +136,42 @@ class SearchMixin(EngineBase):
         _require_str("job_id", job_id)
         _require_str("tenant_id", tenant_id, optional=True)
         return await self._enrichment().job_status(job_id, tenant_id=tenant_id)
+
+    async def list_jobs(
+        self,
+        page: int = 1,
+        page_size: int = 50,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        status: str | None = None,
+        user_id: str | None = None,
+    ) -> JobPage:
+        """A tenant's enrichment jobs, newest first, one page at a time.
+
+        Read from the jobs' durable records, so it works without a running worker (an engine
+        with ``enricher=None`` lists what earlier processes recorded).
+
+        Args:
+            page: Page number, from 1.
+            page_size: Jobs per page (1..1000).
+            tenant_id: Tenant whose jobs are listed (never any other).
+            status: Only jobs in this state (``pending``, ``running``, ``done``, ``failed``).
+            user_id: Only jobs of this user's turns.
+
+        Raises:
+            ValidationError: bad page numbers, status or ids.
+        """
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValidationError("page", "must be an integer >= 1")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            raise ValidationError("page_size", "must be an integer in 1..1000")
+        _require_str("tenant_id", tenant_id)
+        checks.ids(self.limits, tenant_id=tenant_id, user_id=user_id)
+        if status is not None and status not in job_list.JOB_STATES:
+            raise ValidationError("status", f"must be one of {', '.join(job_list.JOB_STATES)}")
+        pair = await self.collections(tenant_id, create=False)
+        aux = pair[1] if pair is not None else None
+        return await job_list.list_jobs(aux, page=page, page_size=page_size, status=status, user_id=user_id)
 
     async def wait(
         self, job_id: str, timeout: float | None = None, *, tenant_id: str | None = None
