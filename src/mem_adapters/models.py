@@ -13,6 +13,8 @@ Kind = Literal["turn", "fact", "episode", "raw", "chunk", "observation"]
 """What a stored item is: a conversation turn, a derived fact/episode, raw text or a chunk of it."""
 
 TurnStatus = Literal["active", "archived"]
+WriteMode = Literal["chat", "import"]
+"""``chat``: live conversation; ``import``: a backfill (supersession by event time, no auto episode close)."""
 
 
 def to_utc(value: datetime | str, field: str = "timestamp") -> datetime:
@@ -141,6 +143,12 @@ class WriteResult(BaseModel):
     created: int = 0
     duplicates: int = 0
     usage: Usage = Field(default_factory=Usage)
+    passive_ids: list[str] = Field(
+        default_factory=list,
+        description="With write_active=False: the ids of the turns stored for enrichment only "
+        "(status 'passive', never searched); active_ids is then empty.",
+    )
+    mode: WriteMode = "chat"
 
 
 class RecordResult(BaseModel):
@@ -287,3 +295,8 @@ class JobStatus(BaseModel):
     error: str | None = None
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    mode: WriteMode = "chat"
+    consolidation_id_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Would-be new fact id -> id of the stored fact it was merged into (a restatement).",
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures.thread  # noqa: F401 - registers its exit hook before ours (run last-first)
+import contextlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import time
 import uuid
 import weakref
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,23 +250,30 @@ class Enricher:
 
     # ------------------------------------------------------------------ jobs
 
-    async def submit(self, tenant_id: str, session_id: str, turn_ids: Sequence[str]) -> str:
-        """Record a durable job for new turns and queue it; returns the job id."""
+    async def submit(
+        self, tenant_id: str, session_id: str, turn_ids: Sequence[str], *, mode: str = "chat"
+    ) -> str:
+        """Record a durable job for new turns and queue it; returns the job id.
+
+        ``mode`` (``"chat"`` or ``"import"``, see ``remember``) is kept on the job record.
+        """
         self._ensure_worker()
         mem, _ = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         got = await mem.get(ids=list(turn_ids)[:1], include=["metadatas"])
         user_id = got["metadatas"][0].get("user_id", "") if got["ids"] else ""
-        job_id = await self._create_job(tenant_id, session_id, user_id, list(turn_ids))
+        job_id = await self._create_job(tenant_id, session_id, user_id, list(turn_ids), mode=mode)
         self._enqueue(tenant_id, job_id, session_id)
         return job_id
 
-    async def _create_job(self, tenant_id: str, session_id: str, user_id: str, turn_ids: list[str]) -> str:
+    async def _create_job(
+        self, tenant_id: str, session_id: str, user_id: str, turn_ids: list[str], *, mode: str = "chat"
+    ) -> str:
         job_id = f"job_{uuid.uuid4().hex}"
         self._remember_tenant(job_id, tenant_id)
         _, aux = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         now = time.time()
         await aux.upsert(
-            [job_id], [AUX_VECTOR], [json.dumps({"turn_ids": turn_ids})],
+            [job_id], [AUX_VECTOR], [json.dumps({"turn_ids": turn_ids, "mode": mode})],
             [{"type": "job", "tenant_id": tenant_id, "user_id": user_id, "session_id": session_id,
               "status": "pending", "retrying": False, "attempts": 0, "error": "", "created_at": now,
               "finished_at": 0.0, "turn_count": len(turn_ids)}],
@@ -345,6 +353,8 @@ class Enricher:
             error=md.get("error") or None,
             created_at=rec.from_epoch(md.get("created_at")),
             finished_at=rec.from_epoch(md.get("finished_at")) if md.get("finished_at") else None,
+            mode="import" if doc.get("mode") == "import" else "chat",
+            consolidation_id_mapping=json.loads(md.get("consolidations") or "{}"),
         )
 
     async def wait(
@@ -472,7 +482,9 @@ class Enricher:
                     self._lock(tenant_id, session),
                     self._leases.hold(tenant_id, session, self._stopping),
                 ):
-                    await self._process(tenant_id, session, doc.get("turn_ids", []))
+                    merged = await self._process(
+                        tenant_id, session, doc.get("turn_ids", []), mode=doc.get("mode", "chat")
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -488,7 +500,8 @@ class Enricher:
                     continue
                 await self._mark_turns(tenant_id, doc.get("turn_ids", []), "failed")
                 return
-            await self._set_job(tenant_id, job_id, status="done", retrying=False, finished_at=time.time())
+            await self._set_job(tenant_id, job_id, status="done", retrying=False, finished_at=time.time(),
+                                consolidations=json.dumps(merged or {}))  # fmt: skip
             return
 
     async def _mark_turns(self, tenant_id: str, turn_ids: list[str], state: str) -> None:
@@ -549,7 +562,10 @@ class Enricher:
 
     # ------------------------------------------------------------------ the job
 
-    async def _process(self, tenant_id: str, session_id: str, turn_ids: list[str]) -> None:
+    async def _process(
+        self, tenant_id: str, session_id: str, turn_ids: list[str], *, mode: str = "chat"
+    ) -> dict[str, str]:
+        """Enrich a job's pending turns; returns its consolidations (would-be fact id -> stored id)."""
         mem, _ = await (await self.data()).collections(tenant_id)  # type: ignore[misc]
         got = await mem.get(ids=turn_ids, include=["documents", "metadatas", "embeddings"])
         turns = sorted(
@@ -560,7 +576,7 @@ class Enricher:
             key=lambda t: (t[2].get("seq", 0), t[0]),
         )  # fmt: skip
         if not turns:
-            return  # already done (a re-run after a crash) or deleted meanwhile
+            return {}  # already done (a re-run after a crash) or deleted meanwhile
         by_id = {t[0]: t for t in turns}
         # Users never mix: each user's turns are extracted on their own, with a context of that
         # user's earlier turns only, so no other user's text can reach their facts.
@@ -573,9 +589,54 @@ class Enricher:
             facts.extend(await self._extract(inputs, context))
         await self._use_names(mem, facts, by_id)
         observations = await self._observation_facts(mem, by_id)
-        fact_ids_by_turn = await self._write_facts(tenant_id, mem, by_id, facts, observations)
-        await self._update_episodes(tenant_id, mem, session_id, turns, fact_ids_by_turn)
+        merged: dict[str, str] = {}
+        fact_ids_by_turn = await self._write_facts(
+            tenant_id, mem, by_id, facts, observations, by_event_time=mode == "import", merged=merged
+        )
+        with self._no_auto_close() if mode == "import" else contextlib.nullcontext():
+            await self._update_episodes(tenant_id, mem, session_id, turns, fact_ids_by_turn)
+        await self._link_episodes(tenant_id, mem, session_id, fact_ids_by_turn)
         await mem.update_metadata([t[0] for t in turns], [{"enrich": "done"} for _ in turns])
+        return merged
+
+    @contextlib.contextmanager
+    def _no_auto_close(self) -> Iterator[None]:
+        """Episode rules off while an import job's turns join episodes (only ``end_session`` closes).
+
+        Jobs run one at a time on the worker task, and only episode updates read these rules.
+        """
+        saved = (self.episode_gap, self.episode_max_turns, self.min_episode_turns)
+        self.episode_gap, self.episode_max_turns, self.min_episode_turns = math.inf, math.inf, math.inf  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            self.episode_gap, self.episode_max_turns, self.min_episode_turns = saved
+
+    async def _link_episodes(
+        self, tenant_id: str, mem: Any, session_id: str, fact_ids_by_turn: dict[str, list[str]]
+    ) -> None:
+        """Store on each fact of this job the id of the episode that holds it (``attrs.episode_id``)."""
+        fact_ids = {f for ids in fact_ids_by_turn.values() for f in ids}
+        if not fact_ids:
+            return
+        got = await mem.get_all(
+            where={"$and": [{"kind": "episode"}, {"session_id": session_id}]}, include=["metadatas"]
+        )
+        episode_of: dict[str, str] = {}
+        for eid, md in zip(got["ids"], got["metadatas"], strict=True):
+            for f in json.loads(md.get("attrs") or "{}").get("fact_ids", []):
+                if f in fact_ids:
+                    episode_of[f] = eid
+        if not episode_of:
+            return
+        facts = await mem.get(ids=sorted(episode_of), include=["metadatas"])
+        updates = {}
+        for fid, md in zip(facts["ids"], facts["metadatas"], strict=True):
+            attrs = json.loads(md.get("attrs") or "{}")
+            if not attrs.get("episode_id"):  # the episode the fact was first stated in
+                updates[fid] = {"attrs": json.dumps({**attrs, "episode_id": episode_of[fid]})}
+        if updates:
+            await self._patch(tenant_id, mem, updates)
 
     async def _context(
         self, tenant_id: str, session_id: str, user_id: str, first_seq: int
@@ -666,9 +727,20 @@ class Enricher:
         by_id: dict[str, Any],
         facts: list[ExtractedFact],
         observations: list[tuple[str, str, dict[str, Any], ExtractedFact | None]],
+        *,
+        by_event_time: bool = False,
+        merged: dict[str, str] | None = None,
     ) -> dict[str, list[str]]:
-        """Write facts with supersession; returns fact ids per source turn."""
+        """Write facts with supersession; returns fact ids per source turn.
+
+        A fact never replaces one stated later: it goes to history. With ``by_event_time``
+        (``mode="import"``) it is also linked into the key's chain where its time puts it
+        (between the facts stated before and after it). A restatement of a stored value is
+        merged into the stored fact (a new source), and recorded in ``merged``
+        (would-be id -> stored id).
+        """
         now = time.time()
+        merged = {} if merged is None else merged
         # (id, text, fact, source turn metadata, existing observation metadata or None)
         planned: list[tuple[str, str, ExtractedFact, dict[str, Any], dict[str, Any] | None]] = []
         for fact in facts:
@@ -694,6 +766,88 @@ class Enricher:
         updates: dict[str, dict[str, Any]] = {}  # id -> metadata patch of stored facts
         latest: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (id, metadata) as of this job
         repairs: list[tuple[str, str, float]] = []  # (old id, new id, superseded_at)
+        stored: dict[str, dict[str, Any] | None] = {}  # facts read while walking a chain
+
+        def apply(rid: str, patch: dict[str, Any], base: dict[str, Any]) -> None:
+            """Patch fact ``rid`` (metadata ``base``): a new one in place, a stored one in ``updates``."""
+            if rid in writes:
+                writes[rid] = (writes[rid][0], {**writes[rid][1], **patch})
+            else:
+                stored.setdefault(rid, base)
+                updates.setdefault(rid, {}).update(patch)
+            for k, (lid, _) in list(latest.items()):
+                if lid == rid:
+                    latest[k] = (rid, view_now(rid) or {})
+
+        def view_now(rid: str) -> dict[str, Any] | None:
+            if rid in writes:
+                return writes[rid][1]
+            base = stored.get(rid)
+            return None if base is None else {**base, **updates.get(rid, {})}
+
+        async def view(rid: str) -> dict[str, Any] | None:
+            """A fact's metadata as this job leaves it so far (``None``: not stored)."""
+            if rid not in writes and rid not in stored:
+                got = await mem.get(ids=[rid], include=["metadatas"])
+                stored[rid] = got["metadatas"][0] if got["ids"] else None
+            return view_now(rid)
+
+        async def consolidate(fid: str, src: str, pid: str, pmd: dict[str, Any]) -> None:
+            """Merge a restatement (would-be fact ``fid`` of turn ``src``) into stored fact ``pid``."""
+            srcs = json.loads(pmd.get("source_ids") or "[]")
+            if src not in srcs:
+                pattrs = json.loads(pmd.get("attrs") or "{}")
+                apply(pid, {"source_ids": json.dumps([*srcs, src]),
+                            "attrs": json.dumps({**pattrs, "consolidated_at": now})}, pmd)  # fmt: skip
+            merged[fid] = pid
+            fact_ids_by_turn[src].remove(fid)
+            if pid not in fact_ids_by_turn[src]:
+                fact_ids_by_turn[src].append(pid)
+
+        async def insert_in_chain(
+            fid: str, src: str, fact: ExtractedFact, md: dict[str, Any], attrs: dict[str, Any],
+            pid: str, pmd: dict[str, Any], can_merge: bool,
+        ) -> bool:  # fmt: skip
+            """Link an older fact between the chain's facts stated before and after it (import).
+
+            Returns True when it restates one of them instead (then merged into that one, if
+            ``can_merge``: an observation is a fact of its own).
+            """
+            stated_at = float(md["created_at"])
+            nxt_id, nxt_md = pid, pmd
+            pred: tuple[str, dict[str, Any]] | None = None
+            for _ in range(10_000):  # a chain is finite; the bound only guards a corrupt cycle
+                back = rec.unopt(nxt_md.get("supersedes"))
+                bmd = await view(back) if back else None
+                if back is None or bmd is None:
+                    break
+                if float(bmd.get("created_at", 0)) <= stated_at:
+                    pred = (back, bmd)
+                    break
+                nxt_id, nxt_md = back, bmd
+            value = _norm(fact.value)
+            for rid, rmd in ((nxt_id, nxt_md), *([pred] if pred else [])):
+                if can_merge and _norm(str(json.loads(rmd.get("attrs") or "{}").get("value", ""))) == value:
+                    await consolidate(fid, src, rid, rmd)
+                    return True
+            nattrs = json.loads(nxt_md.get("attrs") or "{}")
+            md.update(superseded_by=nxt_id, superseded_at=float(nxt_md.get("created_at", stated_at)))
+            reason = change_type(fact.value, str(nattrs.get("value", "")))
+            nattrs.update(change_type=reason, change_reason=reason, consolidated_at=now)
+            apply(nxt_id, {"supersedes": fid, "updated_at": now, "attrs": json.dumps(nattrs)}, nxt_md)
+            if pred is not None:
+                pred_id, pred_md = pred
+                pattrs = json.loads(pred_md.get("attrs") or "{}")
+                attrs["change_type"] = change_type(str(pattrs.get("value", "")), fact.value)
+                attrs["change_reason"] = attrs["change_type"]
+                attrs["last_event"] = "SUPERSEDE"
+                md.update(supersedes=pred_id, version=int(pred_md.get("version", 1)) + 1)
+                pattrs["consolidated_at"] = now
+                apply(pred_id, {"superseded_by": fid, "superseded_at": stated_at, "updated_at": now,
+                                "attrs": json.dumps(pattrs)}, pred_md)  # fmt: skip
+            attrs["consolidated_at"] = now
+            return False
+
         seq = (await self.data()).seq.next(len(planned) or 1)
         for n, (fid, text, fact, turn_md, obs_md) in enumerate(planned):
             src = fact.source_turn_ids[0]
@@ -729,6 +883,9 @@ class Enricher:
                 "value": fact.value, "event_date": fact.event_date, "confidence": fact.confidence,
                 "change_type": None, "origin": "observation" if obs_md is not None else "extracted",
                 "entities": fact.entities, "last_event": "ADD",
+                # The service's Fact fields, stored (not reconstructed on read):
+                "change_reason": None, "consolidated_at": None, "episode_id": None,
+                "source_role": rec.unopt(turn_md.get("role")), "root_artifact_id": None,
             }  # fmt: skip
             md = {f: turn_md.get(f, "") for f in SCOPE_FIELDS}
             md.update({k: v for k, v in turn_md.items() if k == "meta" or k.startswith(rec.CALLER_PREFIX)})
@@ -747,35 +904,29 @@ class Enricher:
                 same = _norm(str(pattrs.get("value", ""))) == _norm(fact.value)
                 if same and obs_md is None:
                     # A restatement: the stored fact gains a source instead of a duplicate appearing.
-                    srcs = json.loads(pmd.get("source_ids") or "[]")
-                    if src not in srcs:
-                        patch = updates.setdefault(pid, {})
-                        patch["source_ids"] = json.dumps([*srcs, src])
-                        pmd = {**pmd, "source_ids": patch["source_ids"]}
-                        latest[key] = (pid, pmd)
-                        if pid in writes:
-                            writes[pid] = (writes[pid][0], {**writes[pid][1], **patch})
-                    fact_ids_by_turn[src].remove(fid)
-                    if pid not in fact_ids_by_turn[src]:
-                        fact_ids_by_turn[src].append(pid)
+                    await consolidate(fid, src, pid, pmd)
                     continue
                 if float(pmd.get("created_at", 0)) > stated_at:
                     # Stated before the current latest (an out-of-order import): history only.
                     md.update(status="superseded", is_latest=False, superseded_by=pid,
                               superseded_at=float(pmd["created_at"]))  # fmt: skip
+                    if by_event_time and await insert_in_chain(
+                        fid, src, fact, md, attrs, pid, pmd, can_merge=obs_md is None
+                    ):
+                        continue  # a restatement of a fact of the chain, merged into it
                 else:
                     # A caller's observation restating a fact replaces it (it is the better source).
                     attrs["change_type"] = (
                         "refinement" if same else change_type(str(pattrs.get("value", "")), fact.value)
                     )
+                    attrs["change_reason"] = attrs["change_type"]
+                    attrs["consolidated_at"] = now
                     attrs["last_event"] = "SUPERSEDE"
                     md.update(supersedes=pid, version=int(pmd.get("version", 1)) + 1)
                     patch = {"status": "superseded", "is_latest": False, "superseded_by": fid,
-                             "superseded_at": stated_at, "updated_at": now}  # fmt: skip
-                    if pid in writes:
-                        writes[pid] = (writes[pid][0], {**writes[pid][1], **patch})
-                    else:
-                        updates.setdefault(pid, {}).update(patch)
+                             "superseded_at": stated_at, "updated_at": now,
+                             "attrs": json.dumps({**pattrs, "consolidated_at": now})}  # fmt: skip
+                    apply(pid, patch, pmd)
             md["attrs"] = json.dumps(attrs)
             writes[fid] = (text, md)
             if md["is_latest"]:

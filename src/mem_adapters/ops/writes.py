@@ -23,6 +23,7 @@ from ..models import (
     RecordResult,
     Turn,
     Usage,
+    WriteMode,
     WriteResult,
 )
 from . import checks
@@ -36,6 +37,23 @@ logger = logging.getLogger(__name__)
 
 
 _Row = tuple[str, Turn, datetime, dict[str, Any]]
+
+PASSIVE_STATUS = "passive"
+"""Status of a turn stored with ``write_active=False``: enrichment input, never searched."""
+
+
+def _apply_write_options(metas: list[dict[str, Any]], *, write_active: bool, write_passive: bool) -> None:
+    """Mark new turn records for ``remember``'s per-call ``write_active`` / ``write_passive``.
+
+    Only the turns change (their observations are facts, written as they are).
+    """
+    for md in metas:
+        if md.get("kind") != "turn":
+            continue
+        if not write_active:
+            md.update(status=PASSIVE_STATUS, indexed=False)
+        if not write_passive:
+            md["enrich"] = "skipped"
 
 
 class WritesMixin(EngineBase):
@@ -76,6 +94,9 @@ class WritesMixin(EngineBase):
         sub_session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         status: Literal["active", "archived"] = "active",
+        mode: WriteMode = "chat",
+        write_active: bool = True,
+        write_passive: bool = True,
     ) -> WriteResult:
         """Write a batch of turns; they are searchable when this returns.
 
@@ -93,10 +114,29 @@ class WritesMixin(EngineBase):
             sub_session_id: Optional sub-grouping inside the transcript.
             metadata: Applied to every turn (a turn's own metadata wins on key clashes).
             status: Status of the new turns, ``"active"`` or ``"archived"``.
+            mode: ``"chat"`` (live conversation) or ``"import"`` (a backfill of history): the
+                turns keep their own timestamps in both; in ``import`` supersession follows
+                event time (a fact stated earlier never replaces one stated later, whatever
+                the write order, and is linked into the chain where its time puts it) and
+                enrichment never closes an episode by itself (gap, size, topic): close it with
+                ``end_session``.
+            write_active: Store the turns as active memories (searchable, listed). ``False``
+                (with ``write_passive``) stores them for enrichment only: status
+                ``"passive"``, never searched nor put in a context, kept for their facts'
+                sources, history and erase; their ids are in ``WriteResult.passive_ids``.
+            write_passive: Enrich the turns (facts, episodes). ``False`` stores them without
+                an enrichment job (their ``enrich`` state is ``"skipped"``, never resumed).
 
         Raises:
-            ValidationError: bad input, naming the field; nothing is written.
+            ValidationError: bad input, naming the field (also ``mode`` not chat/import, or
+                both ``write_active`` and ``write_passive`` false); nothing is written.
         """
+        checks.flag("write_active", write_active)
+        checks.flag("write_passive", write_passive)
+        if not write_active and not write_passive:
+            raise ValidationError("write_active", "write_active and write_passive are both false")
+        if not isinstance(mode, str) or mode not in ("chat", "import"):
+            raise ValidationError("mode", f"must be 'chat' or 'import', got {mode!r}")
         parsed = self._parse_turns(turns)
         self._check_turns(parsed)
         _require_str("session_id", session_id)
@@ -134,16 +174,19 @@ class WritesMixin(EngineBase):
                 if r[0] not in found:
                     fresh.setdefault(r[0], r)
             new_ids, texts, metas = self._turn_records(list(fresh.values()), scope, status, now)
+            _apply_write_options(metas, write_active=write_active, write_passive=write_passive)
             tokens_in, tokens_out = await self._count_tokens_pair([r[1].text for r in rows], texts)
             await self.write_records(tenant_id, new_ids, texts, metas)
         await self.purge_expired(tenant_id)
         passive = None
         turn_ids = list(fresh)
-        if self.enricher is not None and turn_ids:
-            passive = await self.enricher.submit(tenant_id, session_id, turn_ids)
+        if self.enricher is not None and turn_ids and write_passive:
+            passive = await self.enricher.submit(tenant_id, session_id, turn_ids, mode=mode)
         return WriteResult(
             job_id=uuid.uuid4().hex,
-            active_ids=ids,
+            active_ids=ids if write_active else [],
+            passive_ids=[] if write_active else ids,
+            mode=mode,
             passive_job_id=passive,
             created=len(turn_ids),
             duplicates=len(rows) - len(turn_ids),
