@@ -416,6 +416,34 @@ async def test_damaged_or_foreign_snapshots_are_ignored_and_erase_deletes_them(t
         await b.aclose()
 
 
+async def test_snapshot_of_an_older_partition_layout_is_ignored(tmp_path, monkeypatch):
+    """A snapshot pickled when Partition had other fields (same FORMAT) is stale, not loaded."""
+    import json
+
+    from mem_adapters.data import layer as layer_mod
+    from mem_adapters.data import snapshots as snap_mod
+
+    monkeypatch.setattr(layer_mod, "MIN_RECORDS", 10)
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    await a.remember(_turns("lay", 40), session_id="s", user_id="u")
+    await a.search("lay note", user_id="u")
+    snap = (await a.data()).snapshots.path("default", "u")
+    await a.aclose()
+    header, payload = snap.read_bytes().split(b"\n", 1)
+    fields = json.loads(header)
+    assert fields["layout"] == snap_mod.LAYOUT
+    fields["layout"] = "a-release-with-other-partition-fields"
+    snap.write_bytes(json.dumps(fields).encode() + b"\n" + payload)
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        res = await b.search("lay note", user_id="u", k=5)
+        assert res.results
+        assert (await b.data()).reads >= 40  # loaded from Chroma, not from the stale file
+    finally:
+        await b.aclose()
+
+
 async def test_idle_tenants_handles_are_let_go_and_reopen_on_use(tmp_path, monkeypatch):
     monkeypatch.setattr(chroma_mod, "MAX_OPEN_TENANTS", 3)
     eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())

@@ -37,6 +37,18 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:24]
 
 
+def _layout() -> str:
+    """Fingerprint of the partition's fields.
+
+    A snapshot pickled by a release whose :class:`Partition` had other fields is stale, even
+    when nobody bumped :data:`FORMAT` (unpickling it would give a partition missing fields).
+    """
+    return _digest(",".join(sorted(vars(Partition(("", None), 1)))))
+
+
+LAYOUT = _layout()
+
+
 class SnapshotStore:
     """Reads and writes partition snapshots under one folder.
 
@@ -61,6 +73,7 @@ class SnapshotStore:
         payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
         header = {
             "format": FORMAT,
+            "layout": LAYOUT,
             "embedder": embedder,
             "collection": collection_id,
             "checked": part.checked,
@@ -99,6 +112,7 @@ class SnapshotStore:
             return None
         if (
             header.get("format") != FORMAT
+            or header.get("layout") != LAYOUT
             or header.get("embedder") != embedder
             or header.get("collection") != collection_id
             or header.get("size") != len(payload)
