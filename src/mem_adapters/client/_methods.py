@@ -56,12 +56,21 @@ class ClientMethods:
         sub_session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         status: Literal["active", "archived"] = "active",
+        mode: Literal["chat", "import"] = "chat",
+        write_active: bool = True,
+        write_passive: bool = True,
     ) -> WriteResult:
         """Write turns (see :meth:`mem_adapters.MemoryEngine.remember`); safe to retry.
 
         Turns without a timestamp get one now, before the first attempt, so a retry sends the
-        very same turns and the server writes them once.
+        very same turns and the server writes them once. ``mode``, ``write_active`` and
+        ``write_passive`` are sent only when they differ from their defaults.
+
+        Raises:
+            ValidationError: ``turns`` is not a list, or both write options are false.
         """
+        if not write_active and not write_passive:
+            raise ValidationError("write_active", "write_active and write_passive are both false")
         if isinstance(turns, Turn | dict | str) or turns is None:
             raise ValidationError("turns", "must be a list of Turn or dict")
         body = drop_none(
@@ -75,6 +84,9 @@ class ClientMethods:
                 "sub_session_id": sub_session_id,
                 "metadata": metadata,
                 "status": status,
+                "mode": None if mode == "chat" else mode,
+                "write_active": None if write_active is True else write_active,
+                "write_passive": None if write_passive is True else write_passive,
             }
         )
         return self._do(Call("POST", "/v1/engine/remember", json=body), WriteResult.model_validate)

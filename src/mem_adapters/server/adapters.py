@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import models as m
+from .. import records as rec
 from ..models import to_utc
 from . import shapes as s
 
@@ -60,25 +61,43 @@ def memory_item(item: m.MemoryItem) -> s.MemoryItem:
     )
 
 
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def fact(item: m.MemoryItem, *, episode_id: str | None = None, source_role: str | None = None) -> s.Fact:
-    """The Fact view of a derived fact (``change_reason`` is the engine's change type)."""
+    """The Fact view of a derived fact.
+
+    ``change_reason``, ``consolidated_at``, ``episode_id``, ``source_role`` and
+    ``root_artifact_id`` are read from the fact's stored attributes (the enrichment worker
+    writes them). Facts stored before it did (and observations or inferred facts, which the
+    worker does not write) fall back to what the record implies: the change type, the last
+    update of a fact that superseded or was superseded, the source turn's role, the raw
+    memory an inferred fact came from.
+    """
     a = item.attributes
     origin = a.get("origin")
     status = item.status if item.status != "active" or item.is_latest else "superseded"
+    if "consolidated_at" in a:
+        stamp = a["consolidated_at"]
+        consolidated = rec.from_epoch(float(stamp)) if isinstance(stamp, int | float) else _dt(stamp)
+    else:
+        consolidated = item.updated_at if item.version > 1 or not item.is_latest else None
     return s.Fact(
         fact_id=item.id,
         text=item.text,
-        change_reason=a.get("change_type") if isinstance(a.get("change_type"), str) else None,
-        consolidated_at=item.updated_at if item.version > 1 or not item.is_latest else None,
+        change_reason=_str(a.get("change_reason")) or _str(a.get("change_type")),
+        consolidated_at=consolidated,
         conv_id=item.session_id,
         created_at=item.created_at,
-        episode_id=episode_id,
+        episode_id=episode_id or _str(a.get("episode_id")),
         fact_type=a.get("fact_type") if isinstance(a.get("fact_type"), str) else origin,
         is_latest=item.is_latest,
         predicate=a.get("predicate") if isinstance(a.get("predicate"), str) else None,
-        root_artifact_id=item.parent_id if origin == "inferred" else None,
+        root_artifact_id=_str(a.get("root_artifact_id"))
+        or (item.parent_id if origin == "inferred" else None),
         score=item.score,
-        source_role=source_role or item.role,
+        source_role=source_role or _str(a.get("source_role")) or item.role,
         source_turn_ids=list(item.source_ids),
         status=status,
         subject=a.get("subject") if isinstance(a.get("subject"), str) else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -17,33 +18,35 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ingestion"], responses=ERROR_RESPONSES)
 
 
-def check_write_options(write_active: bool, write_passive: bool, enriching: bool) -> None:
+def check_write_options(
+    write_active: Any, write_passive: Any, enriching: bool, *, field: str = "options"
+) -> None:
     """Refuse option combinations the engine cannot honour (never silently ignore one).
 
+    ``write_passive=False`` stores without enriching; ``write_active=False`` stores the turns
+    for enrichment only (never searched or listed, see ``remember``).
+
     Raises:
-        ApiError: 422 when both are false, or when only one half is asked for (the engine
-            writes and enriches in one call).
+        ApiError: 422 when an option is not a boolean, when both are false, or when
+            ``write_active=false`` is asked of a server that does not enrich (``--no-enrich``:
+            the turns would be stored for nothing).
     """
+    for name, value in (("write_active", write_active), ("write_passive", write_passive)):
+        if not isinstance(value, bool):
+            raise ApiError(422, "validation_error", f"{name} must be true or false", field=f"{field}.{name}")
     if not write_active and not write_passive:
         raise ApiError(
             422,
             "validation_error",
             "write_active and write_passive are both false: nothing to do",
-            field="options",
+            field=field,
         )
-    if not write_active:
+    if not write_active and not enriching:
         raise ApiError(
             422,
             "unsupported_option",
-            "write_active=false (enrich without storing) is not supported",
-            field="options.write_active",
-        )
-    if not write_passive and enriching:
-        raise ApiError(
-            422,
-            "unsupported_option",
-            "write_passive=false is not supported while the server enriches (start it with --no-enrich)",
-            field="options.write_passive",
+            "write_active=false needs enrichment, and this server does not enrich (--no-enrich)",
+            field=f"{field}.write_active",
         )
 
 
@@ -52,10 +55,14 @@ async def ingest(body: IngestionRequest, caller: Caller, engine: Engine) -> Inge
     """Store turns (active) and queue their enrichment (passive).
 
     User and session default from the token, else ``"default-session"``. Re-sent turns
-    return the same ids and cost nothing (``usage.tokens_out`` 0).
+    return the same ids and cost nothing (``usage.tokens_out`` 0). ``options.write_passive
+    = false`` stores the turns without enrichment (``passive_job_id`` null);
+    ``options.write_active = false`` only enriches them: ``active_fragment_ids`` is empty and
+    the turns are never searched or listed (their facts are, once the job is done).
     """
     tenant = caller.tenant(body.scope.org_id, "scope.org_id")
-    check_write_options(body.options.write_active, body.options.write_passive, engine.enricher is not None)
+    opts = body.options
+    check_write_options(opts.write_active, opts.write_passive, engine.enricher is not None)
     turns = [
         {
             "role": t.role,
@@ -73,6 +80,8 @@ async def ingest(body: IngestionRequest, caller: Caller, engine: Engine) -> Inge
         user_id=body.scope.user_id or caller.user_id,
         tenant_id=tenant,
         metadata=body.metadata,
+        write_active=opts.write_active,
+        write_passive=opts.write_passive,
     )
     return IngestionResponse(
         job_id=result.job_id,

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from ...errors import JobError, ValidationError
 from ...models import HistoryEntry
 from ...models import MemoryItem as EngineItem
+from ...ops.writes import PASSIVE_STATUS
 from .. import adapters
 from ..deps import Caller, Engine
 from ..errors import ERROR_RESPONSES
@@ -102,23 +103,26 @@ async def _open_episodes(engine: Engine, tenant: str, session: str) -> set[str]:
 async def add(body: MemoryAddRequest, caller: Caller, engine: Engine) -> MemoryAddResponse:
     """Store messages and return what was extracted from them, inline.
 
-    In ``chat`` mode the call waits for the enrichment of its turns, so ``stored_facts``,
-    ``superseded_fact_ids`` (``[old, new]``) and ``flush_result.episodes`` (episodes this write
-    closed, by the gap/size/topic rule or ``flush_hint="force"``) are complete. ``import``
-    mode stores the turns with their own dates and leaves enrichment in the background.
+    The call waits for the enrichment of its turns (``infer`` true, the default), so
+    ``stored_facts``, ``superseded_fact_ids`` (``[old, new]``), ``consolidation_id_mapping``
+    (a restated fact's would-be id -> the stored fact it was merged into) and
+    ``flush_result.episodes`` (episodes this write closed, by the gap/size/topic rule or
+    ``flush_hint="force"``) are complete. ``mode="import"`` is a backfill: the messages keep
+    their own dates, supersession follows those dates whatever the write order, and no
+    episode is closed except by ``flush_after`` / ``flush_hint="force"``.
+    ``config_overrides`` may set ``write_active`` / ``write_passive`` (see
+    ``POST /ingestion/memory``).
     """
     tenant = caller.tenant()
     overrides = body.config_overrides or {}
-    check_write_options(
-        bool(overrides.get("write_active", True)),
-        bool(overrides.get("write_passive", True)),
-        engine.enricher is not None and bool(overrides.get("write_passive", True)),
-    )
+    write_active = overrides.get("write_active", True)
+    write_passive = overrides.get("write_passive", True)
+    check_write_options(write_active, write_passive, engine.enricher is not None, field="config_overrides")
     session = body.conv_id or caller.session_id or DEFAULT_SESSION
     user = body.user_id or caller.user_id
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    enriching = engine.enricher is not None and body.mode == "chat" and body.infer
+    enriching = engine.enricher is not None and write_passive and body.infer
     before = await _open_episodes(engine, tenant, session) if enriching else set()
     turns = [
         {
@@ -136,13 +140,19 @@ async def add(body: MemoryAddRequest, caller: Caller, engine: Engine) -> MemoryA
         agent_id=body.agent_id,
         tenant_id=tenant,
         metadata=body.metadata or {},
+        mode=body.mode,
+        write_active=write_active,
+        write_passive=write_passive,
     )
+    turn_ids = res.active_ids or res.passive_ids
     timings["write_ms"] = (time.perf_counter() - t0) * 1000
     status, message = "completed", f"stored {res.created} new turn(s), {res.duplicates} already stored"
+    mapping: dict[str, str] = {}
     if res.passive_job_id and enriching:
         t1 = time.perf_counter()
         job = await engine.wait(res.passive_job_id, ENRICH_TIMEOUT, tenant_id=tenant)
         timings["enrich_ms"] = (time.perf_counter() - t1) * 1000
+        mapping = job.consolidation_id_mapping
         if job.status == "failed":
             status, message = "partial", f"turns stored; enrichment failed: {job.error}"
         elif job.status != "done":
@@ -152,6 +162,8 @@ async def add(body: MemoryAddRequest, caller: Caller, engine: Engine) -> MemoryA
             "accepted",
             f"turns stored; enrichment runs in the background (job {res.passive_job_id})",
         )
+    elif not write_passive:
+        message += "; not enriched (write_passive=false)"
     flushed: list[EngineItem] = []
     if enriching and status == "completed":
         if body.flush_after or body.flush_hint == "force":
@@ -165,21 +177,31 @@ async def add(body: MemoryAddRequest, caller: Caller, engine: Engine) -> MemoryA
         gone = (before - now_open) - {e.id for e in flushed}
         if gone:
             flushed.extend(await engine.get_many(sorted(gone), tenant_id=tenant))
-    facts = await _all(
-        engine, tenant_id=tenant, kinds=["fact"], filters={"parent_id": {"$in": res.active_ids}}
+    facts = (
+        await _all(engine, tenant_id=tenant, kinds=["fact"], filters={"parent_id": {"$in": turn_ids}})
+        if turn_ids
+        else []
     )
-    stored = await engine.get_many(res.active_ids, tenant_id=tenant)
+    superseded = [[f.supersedes, f.id] for f in facts if f.supersedes]
+    if body.mode == "import" and facts:
+        # An older fact imported late is superseded by a stored newer one: report that pair too.
+        later = await _all(
+            engine, tenant_id=tenant, kinds=["fact"], filters={"supersedes": {"$in": [f.id for f in facts]}}
+        )
+        superseded.extend([f.supersedes, f.id] for f in later if [f.supersedes, f.id] not in superseded)
+    stored = await engine.get_many(turn_ids, tenant_id=tenant) if turn_ids else []
     roles = {t.id: t.role for t in stored}
     timings["total_ms"] = (time.perf_counter() - t0) * 1000
     return MemoryAddResponse(
+        consolidation_id_mapping=mapping,
         flush_result=FlushResult(episodes=[adapters.episode(e) for e in flushed]) if flushed else None,
         message=message,
         mode=body.mode,
-        results=[adapters.memory_item(i) for i in [*stored, *facts]],
+        results=[adapters.memory_item(i) for i in [*(stored if res.active_ids else []), *facts]],
         stage_timings=timings,
         status=status,
         stored_facts=[adapters.fact(f, source_role=roles.get(f.parent_id or "")) for f in facts],
-        superseded_fact_ids=[[f.supersedes, f.id] for f in facts if f.supersedes],
+        superseded_fact_ids=superseded,
     )
 
 
@@ -244,10 +266,13 @@ async def search(body: MemorySearchRequest, caller: Caller, engine: Engine) -> M
 
 @router.post("/", response_model=MemoryListResponse)
 async def list_memories(body: MemoryListRequest, caller: Caller, engine: Engine) -> MemoryListResponse:
-    """Memories in write order, one page at a time."""
+    """Memories in write order, one page at a time (not turns stored with ``write_active=false``)."""
     tenant = caller.tenant()
     scope, kinds, rest = split_filters(body.filters)
-    page = await engine.list(rest, body.page, body.page_size, tenant_id=tenant, kinds=kinds, **scope)
+    # Turns stored with write_active=false are enrichment input, not memories: never listed here.
+    active = {"status": {"$ne": PASSIVE_STATUS}}
+    filters = {"$and": [rest, active]} if rest else active
+    page = await engine.list(filters, body.page, body.page_size, tenant_id=tenant, kinds=kinds, **scope)
     return MemoryListResponse(
         count=page.count,
         next=page.next,
