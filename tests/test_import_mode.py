@@ -167,3 +167,34 @@ def test_a_repeated_statement_is_consolidated_and_mapped(eng):
     assert kept.attributes["consolidated_at"]
     # The first job merged nothing.
     assert eng.job_status(first.passive_job_id).consolidation_id_mapping == {}
+
+
+def test_one_import_batch_out_of_date_order(eng):
+    res = eng.remember(
+        [{"role": "user", "text": t, "timestamp": ts} for t, ts in (ROME, PARIS, BERLIN)],
+        session_id="s1",
+        user_id="u1",
+        mode="import",
+    )
+    eng.wait(res.passive_job_id, timeout=120)
+    c = _cities(eng)
+    assert c["Rome"].is_latest and not c["Berlin"].is_latest and not c["Paris"].is_latest
+    assert c["Rome"].supersedes == c["Berlin"].id and c["Berlin"].supersedes == c["Paris"].id
+    assert c["Paris"].supersedes is None
+
+
+@pytest.mark.parametrize(("mode", "episodes"), [("chat", 3), ("import", 1)])
+def test_pending_turns_found_without_a_job_keep_their_mode(tmp_path, embedder, mode, episodes):
+    path = tmp_path / "orphans"
+    plain = MemoryEngine(path, embedder=embedder)  # no enricher: turns stay pending, no job
+    try:
+        turns = [{"role": "user", "text": t, "timestamp": ts} for t, ts in DAYS]
+        assert plain.remember(turns, session_id="s1", mode=mode).passive_job_id is None
+    finally:
+        plain.close()
+    e = MemoryEngine(path, embedder=embedder, enricher=Enricher(backoff=0.01))
+    try:
+        e.wait_all(timeout=120)
+        assert len(e.list(kinds=["episode"]).results) == episodes
+    finally:
+        e.close()

@@ -450,14 +450,17 @@ class Enricher:
             pending = await mem.get_all(
                 where={"$and": [{"kind": "turn"}, {"enrich": "pending"}]}, include=["metadatas"]
             )
-            orphans: dict[tuple[str, str], list[tuple[int, str]]] = {}
+            orphans: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
             for tid, md in zip(pending["ids"], pending["metadatas"], strict=True):
                 if tid not in covered:
-                    orphans.setdefault((md.get("session_id", ""), md.get("user_id", "")), []).append(
+                    mode = json.loads(md.get("attrs") or "{}").get("mode", "chat")  # see remember(mode=)
+                    orphans.setdefault((md.get("session_id", ""), md.get("user_id", ""), mode), []).append(
                         (md["seq"], tid)
                     )
-            for (session_id, user_id), items in orphans.items():
-                job_id = await self._create_job(tenant_id, session_id, user_id, [t for _, t in sorted(items)])
+            for (session_id, user_id, mode), items in orphans.items():
+                job_id = await self._create_job(
+                    tenant_id, session_id, user_id, [t for _, t in sorted(items)], mode=mode
+                )
                 self._enqueue(tenant_id, job_id, session_id)
             if rows or orphans:
                 logger.info("resuming %d enrichment jobs in tenant %r", len(rows) + len(orphans), tenant_id)

@@ -42,14 +42,20 @@ PASSIVE_STATUS = "passive"
 """Status of a turn stored with ``write_active=False``: enrichment input, never searched."""
 
 
-def _apply_write_options(metas: list[dict[str, Any]], *, write_active: bool, write_passive: bool) -> None:
-    """Mark new turn records for ``remember``'s per-call ``write_active`` / ``write_passive``.
+def _apply_write_options(
+    metas: list[dict[str, Any]], *, write_active: bool, write_passive: bool, mode: str = "chat"
+) -> None:
+    """Mark new turn records for ``remember``'s per-call ``mode``, ``write_active``, ``write_passive``.
 
-    Only the turns change (their observations are facts, written as they are).
+    Only the turns change (their observations are facts, written as they are). An import
+    turn carries ``attrs.mode = "import"``, so a worker that finds it pending without a job
+    (a crash between the two writes) still enriches it as an import.
     """
     for md in metas:
         if md.get("kind") != "turn":
             continue
+        if mode == "import":
+            md["attrs"] = json.dumps({**json.loads(md.get("attrs") or "{}"), "mode": "import"})
         if not write_active:
             md.update(status=PASSIVE_STATUS, indexed=False)
         if not write_passive:
@@ -174,7 +180,7 @@ class WritesMixin(EngineBase):
                 if r[0] not in found:
                     fresh.setdefault(r[0], r)
             new_ids, texts, metas = self._turn_records(list(fresh.values()), scope, status, now)
-            _apply_write_options(metas, write_active=write_active, write_passive=write_passive)
+            _apply_write_options(metas, write_active=write_active, write_passive=write_passive, mode=mode)
             tokens_in, tokens_out = await self._count_tokens_pair([r[1].text for r in rows], texts)
             await self.write_records(tenant_id, new_ids, texts, metas)
         await self.purge_expired(tenant_id)
