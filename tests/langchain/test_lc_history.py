@@ -304,6 +304,7 @@ async def test_async_write_does_not_block_the_callers_loop(engine):
     assert len(await history.aget_messages()) == 20
 
 
+@pytest.mark.engine_only("submits to the engine's own loop")
 def test_sync_call_from_the_engines_own_loop_is_refused(engine):
     history = MemAdaptersChatMessageHistory("s-own-loop", engine=engine)
     history.add_messages([HumanMessage("hi")])  # the runner has learnt the engine's thread

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from adapter_backends import in_tenant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.embeddings import Embeddings
@@ -77,7 +78,11 @@ def namespaces_of(store: BaseStore, **kw: Any) -> list[tuple[str, ...]]:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=ops_st)
 def test_same_results_as_in_memory_store(engine, ops):
-    ours = MemAdaptersStore(engine, tenant_id=f"t-{uuid.uuid4().hex[:12]}")
+    with in_tenant(engine, f"t-{uuid.uuid4().hex[:12]}") as (backend, tenant):
+        _same_results(MemAdaptersStore(backend, **tenant), ops)
+
+
+def _same_results(ours: MemAdaptersStore, ops: list[Any]) -> None:
     ref = InMemoryStore()
     for op in ops:
         if op[0] == "put":
@@ -283,13 +288,14 @@ def test_scores_are_cosine_similarities_comparable_with_in_memory_store(engine, 
 
 
 def test_search_keeps_the_engines_order_and_scores_with_its_cosine(engine):
-    store = MemAdaptersStore(engine, tenant_id="t-order")
-    put_docs(store)
-    store.put(("docs",), "py2", {"text": "python python python snake", "lang": "python"})
-    query = "python tutorial"
-    hits = store.search(("docs",), query=query)
-    ranked = engine.search(query, tenant_id="t-order", kinds=["raw", "chunk"], k=10).results
-    assert [memory_id(h.namespace, h.key) for h in hits] == [r.id for r in ranked]
+    with in_tenant(engine, "t-order") as (backend, tenant):
+        store = MemAdaptersStore(backend, **tenant)
+        put_docs(store)
+        store.put(("docs",), "py2", {"text": "python python python snake", "lang": "python"})
+        query = "python tutorial"
+        hits = store.search(("docs",), query=query)
+        ranked = backend.search(query, kinds=["raw", "chunk"], k=10, **tenant).results
+    assert [memory_id(h.namespace, h.key) for h in hits] == [r.metadata["lg_id"] for r in ranked]
     assert all(r.score_parts is not None and r.score_parts.cosine is not None for r in ranked)
     assert [h.score for h in hits] == [r.score_parts.cosine for r in ranked]
 
@@ -363,7 +369,7 @@ def test_scopes_map_namespace_levels_to_engine_scopes(engine):
     store.put(("memories", "u1"), "food", {"text": "allergic to shellfish"})
     store.put(("memories", "u2"), "food", {"text": "loves shellfish"})
     (hit,) = engine.search("shellfish", user_id="u1", k=5).results
-    assert hit.id == memory_id(("memories", "u1"), "food")
+    assert hit.metadata["lg_id"] == memory_id(("memories", "u1"), "food")
     engine.erase(user_id="u1")
     assert store.get(("memories", "u1"), "food") is None
     assert store.get(("memories", "u2"), "food").value == {"text": "loves shellfish"}

@@ -1,4 +1,4 @@
-"""Fixtures of the LlamaIndex integration tests (the root conftest provides ``engine``)."""
+"""Fixtures of the LlamaIndex integration tests: every test runs on an engine and on the service."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import pytest
 
 pytest.importorskip("llama_index.memory.mem_adapters")
 
+from adapter_backends import adapter_service, aengine, backend, engine, register_marker
 from llama_index.memory.mem_adapters import close_shared_engines
+
+__all__ = ["adapter_service", "aengine", "backend", "engine"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_marker(config)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.llms.mock import MockFunctionCallingLLM
@@ -137,6 +138,7 @@ async def test_react_agent_run(engine):
     assert stored[0].content == "What's my plan?"
 
 
+@pytest.mark.engine_only("restores the memory from the engine's folder; client: test_adapters_over_client.py")
 async def test_context_round_trip_keeps_the_memory(engine):
     script = Script()
     agent = function_agent(script)

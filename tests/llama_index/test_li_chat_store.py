@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from adapter_backends import in_tenant
 from li_helpers import PDF, PNG, rich_messages
 from llama_index.core.base.llms.types import ChatMessage, DocumentBlock, ImageBlock
 from llama_index.core.storage.chat_store import SimpleChatStore
@@ -100,9 +101,11 @@ def test_sync_chat_store_matches_simple_chat_store(engine):
 
 async def test_async_methods_match_simple_chat_store(engine):
     expected = await async_sequence(SimpleChatStore())
-    assert await async_sequence(MemAdaptersChatStore(engine=engine, tenant_id="async")) == expected
+    with in_tenant(engine, "async") as (backend, tenant):
+        assert await async_sequence(MemAdaptersChatStore(engine=backend, **tenant)) == expected
 
 
+@pytest.mark.engine_only("reopens the store from the engine's folder")
 def test_sync_chat_store_persists_across_instances(engine):
     MemAdaptersChatStore(engine=engine).set_messages("k", [msg("kept")])
     assert dump(MemAdaptersChatStore(path=str(engine.path)).get_messages("k")) == dump([msg("kept")])

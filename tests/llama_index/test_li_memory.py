@@ -186,6 +186,7 @@ async def test_injected_message_is_never_written_back(engine):
     assert [m.content for m in stored] == ["peanut butter?", "peanut butter?"]
 
 
+@pytest.mark.engine_only("reconnects by the engine's folder; client: test_adapters_over_client.py")
 def test_to_dict_from_dict_reconnects_lazily(engine):
     memory = MemAdaptersMemory.from_defaults(engine=engine, user_id="u", session_id="s", token_limit=123)
     memory.put(msg("persisted"))

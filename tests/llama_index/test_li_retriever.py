@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from li_helpers import rich_messages
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
@@ -59,6 +60,7 @@ def test_chat_store_messages_retrieve_without_the_stored_json(engine):
     assert "li_message" not in node.metadata and "li_source" not in node.metadata
 
 
+@pytest.mark.engine_only("builds an engine from the engine's folder")
 def test_lazy_engine_from_path(engine):
     seed(engine)
     engine_path = str(engine.path)

@@ -5,6 +5,11 @@ Every adapter in this package is written once, as coroutines against an
 private event loop thread where its async engine lives; coroutines are submitted to that loop
 with :meth:`MemoryEngine.submit` / :meth:`MemoryEngine.arun` (never run on the caller's loop,
 because the async engine's locks and executors belong to it).
+
+``engine=`` also takes a service client (:class:`~mem_adapters.client.MemoryClient` for sync
+and async methods, :class:`~mem_adapters.client.AsyncMemoryClient` for async methods): the
+coroutines then run against its :func:`~mem_adapters.client.adapter_view.client_view`, the
+async engine's method names over HTTP, on the view's own loop thread for a sync client.
 """
 
 from __future__ import annotations
@@ -22,7 +27,17 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EngineLike = MemoryEngine | AsyncMemoryEngine
+EngineLike = Any
+"""A :class:`MemoryEngine`, an :class:`AsyncMemoryEngine`, a ``MemoryClient`` or an ``AsyncMemoryClient``."""
+
+
+def _client_view(obj: Any) -> Any:
+    """The engine view of a service client, or ``None`` when ``obj`` is not one."""
+    try:
+        from mem_adapters.client.adapter_view import client_view, is_client
+    except ImportError:  # the client needs httpx (the [server] extra)
+        return None
+    return client_view(obj) if is_client(obj) else None
 
 
 def build_engine(
@@ -35,7 +50,8 @@ def build_engine(
     """Return ``(engine, owned)``: the injected engine, or a new :class:`MemoryEngine`.
 
     Args:
-        engine: An existing engine (preferred: share one per process).
+        engine: An existing engine (preferred: share one per process), or a service client
+            (``MemoryClient`` / ``AsyncMemoryClient``).
         path: Folder of an embedded store, used when ``engine`` is ``None``.
         client: A chromadb client, used when ``engine`` is ``None``.
         engine_kwargs: Further :class:`MemoryEngine` arguments (``host``, ``embedder``...).
@@ -47,9 +63,10 @@ def build_engine(
     if engine is not None:
         if path is not None or client is not None or engine_kwargs:
             raise MemAdaptersError("give either engine= or path=/client=/engine_kwargs=, not both")
-        if not isinstance(engine, MemoryEngine | AsyncMemoryEngine):
+        if not isinstance(engine, MemoryEngine | AsyncMemoryEngine) and _client_view(engine) is None:
             raise MemAdaptersError(
-                f"engine must be a MemoryEngine or AsyncMemoryEngine, got {type(engine).__name__}"
+                "engine must be a MemoryEngine, AsyncMemoryEngine, MemoryClient or AsyncMemoryClient, "
+                f"got {type(engine).__name__}"
             )
         return engine, False
     kwargs = dict(engine_kwargs or {})
@@ -62,17 +79,27 @@ class EngineRunner:
     """Runs coroutines of an engine's :class:`AsyncMemoryEngine` from sync and async code.
 
     Args:
-        engine: A :class:`MemoryEngine` (sync and async callers both work) or an
-            :class:`AsyncMemoryEngine` (async callers only, on the loop it is used from).
+        engine: A :class:`MemoryEngine` or ``MemoryClient`` (sync and async callers both
+            work), or an :class:`AsyncMemoryEngine` or ``AsyncMemoryClient`` (async callers
+            only, on the loop it is used from).
         owned: Whether the adapter built the engine (then closing the adapter closes it).
         name: The adapter's class name, for error messages.
     """
 
     def __init__(self, engine: EngineLike, *, owned: bool = False, name: str = "adapter") -> None:
         self.engine = engine
-        self.aengine: AsyncMemoryEngine = engine.aengine if isinstance(engine, MemoryEngine) else engine
+        self.view = _client_view(engine)
+        self.aengine: Any = (
+            engine.aengine
+            if isinstance(engine, MemoryEngine)
+            else self.view
+            if self.view is not None
+            else engine
+        )
         self.owned = owned
         self.name = name
+        # The service caps a search's k; the engine does not.
+        self.max_search_k: int | None = self.view.max_search_k if self.view is not None else None
         self.closed = False
 
     def check_open(self) -> None:
@@ -89,6 +116,8 @@ class EngineRunner:
                 methods), or this is called from the engine's own loop.
         """
         self.check_open()
+        if self.view is not None:
+            return self.view.run(factory(self.aengine))
         if not isinstance(self.engine, MemoryEngine):
             raise MemAdaptersError(
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async "
@@ -104,6 +133,8 @@ class EngineRunner:
             ClosedError: the adapter or its engine is closed.
         """
         self.check_open()
+        if self.view is not None:
+            return await self.view.arun(factory(self.aengine))
         if not isinstance(self.engine, MemoryEngine):
             return await factory(self.aengine)
         return await self.engine.arun(factory(self.aengine))

@@ -71,9 +71,11 @@ class MemAdaptersRetriever(ClosableAdapter, BaseRetriever):
     with``; a closed retriever raises :class:`~mem_adapters.ClosedError`.
 
     Args:
-        engine: A :class:`~mem_adapters.MemoryEngine` (sync and async) or an
-            :class:`~mem_adapters.AsyncMemoryEngine` (async only). Built from
-            ``path``/``client``/``engine_kwargs`` when absent.
+        engine: A :class:`~mem_adapters.MemoryEngine` or service
+            :class:`~mem_adapters.client.MemoryClient` (sync and async), or an
+            :class:`~mem_adapters.AsyncMemoryEngine` / ``AsyncMemoryClient`` (async only).
+            Built from ``path``/``client``/``engine_kwargs`` when absent (``client`` is a
+            chromadb client there).
         path: Folder of an embedded store (when ``engine`` is absent).
         client: A chromadb client (when ``engine`` is absent).
         engine_kwargs: Further :class:`~mem_adapters.MemoryEngine` arguments.
@@ -124,7 +126,7 @@ class MemAdaptersRetriever(ClosableAdapter, BaseRetriever):
 
     @property
     def engine(self) -> EngineLike:
-        """The engine searched."""
+        """The engine (or service client) searched."""
         return self._runner.engine
 
     def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +136,8 @@ class MemAdaptersRetriever(ClosableAdapter, BaseRetriever):
             raise ValidationError(
                 sorted(unknown)[0], f"unknown retriever argument; expected one of {sorted(_INVOKE_KWARGS)}"
             )
+        if "k" in kwargs:
+            check_count("k", kwargs["k"])  # here, not only in the engine: a service client sends JSON
         extra_filters = kwargs.pop("filters", None)
         args: dict[str, Any] = {
             "k": self.k, "tenant_id": self.tenant_id, "sub_tenant_id": self.sub_tenant_id,

@@ -4,8 +4,14 @@ Every item is one engine memory (``kind="raw"``) in a configurable tenant, with 
 derived from its namespace and key, so a re-put replaces it and the engine keeps the old
 version in its history. The namespace is stored in caller metadata both whole and one label
 per level (``lg_ns0``, ``lg_ns1``...), so namespace prefixes become engine filters; selected
-namespace levels can also be mapped onto engine scopes (``user_id``...), which makes the
-items visible to scoped searches and removable by :meth:`MemoryEngine.erase`.
+namespace levels can also be mapped onto engine scopes (``agent_id``, ``session_id``...).
+
+Every item belongs to a user, so :meth:`MemoryEngine.erase` (``erase(user_id=...)``) reaches it:
+by default the namespace's first label is the user (``("u1", "memories")`` belongs to ``u1``);
+``scopes={"user_id": 1}`` takes another level (``("memories", "u1")``), ``user_from_namespace``
+any rule, and ``user_id=`` binds the whole store to one user (its reads see only that user's
+items). A namespace without the user's level is refused (``ValidationError``): no item is
+stored out of its user's reach.
 
 Semantics follow LangGraph's ``InMemoryStore`` (reads in a batch see the state before the
 batch's writes, the last write to a key in a batch wins, filters use the same operators and
@@ -26,7 +32,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -237,6 +243,12 @@ def does_match(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
     return all(p == "*" or k == p for k, p in pairs)
 
 
+def _mid_of(item: MemoryItem) -> str:
+    """The (namespace, key) id of a stored item (``lg_id``; items of older releases lack it)."""
+    md = item.metadata
+    return md.get("lg_id") or memory_id(tuple(md["lg_ns"]), md["lg_key"])
+
+
 def _is_store_item(item: MemoryItem) -> bool:
     md = item.metadata
     return item.kind == "raw" and md.get("lg_store") is True and isinstance(md.get("lg_value"), dict)
@@ -269,12 +281,18 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
     ``graph.compile(store=MemAdaptersStore(engine))`` or ``create_agent(..., store=store)``.
 
     Args:
-        engine: A :class:`~mem_adapters.MemoryEngine` (``batch`` and ``abatch``) or an
-            :class:`~mem_adapters.AsyncMemoryEngine` (``abatch`` only). Built from
-            ``path``/``client``/``engine_kwargs`` when absent.
-        tenant_id: Engine tenant holding every item of this store.
+        engine: A :class:`~mem_adapters.MemoryEngine` or service
+            :class:`~mem_adapters.client.MemoryClient` (``batch`` and ``abatch``), or an
+            :class:`~mem_adapters.AsyncMemoryEngine` / ``AsyncMemoryClient`` (``abatch``
+            only). Built from ``path``/``client``/``engine_kwargs`` when absent.
+        tenant_id: Engine tenant holding every item of this store (over a service client,
+            leave it: the tenant is the credential's).
         scopes: Namespace levels mapped onto engine scope fields, e.g. ``{"user_id": 1}``
-            makes ``("memories", "u1")`` items belong to user ``u1``.
+            makes ``("memories", "u1")`` items belong to user ``u1``. Without a user mapping
+            the user is level 0 (``{"user_id": 0}``).
+        user_id: Every item belongs to this user, and reads see only this user's items.
+        user_from_namespace: ``namespace -> user id``, for layouts a level cannot express.
+            At most one of ``user_id``, ``user_from_namespace`` and ``scopes["user_id"]``.
         index_fields: JSON paths embedded by default (``["$"]``: the whole value), like
             ``IndexConfig["fields"]``; a put's ``index`` overrides them, ``index=False``
             stores the item unsearchable by query (still returned by get/search/list).
@@ -292,7 +310,8 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
     Usable as ``with``/``async with``; a closed store raises :class:`~mem_adapters.ClosedError`.
 
     Raises:
-        ValidationError: unknown scope field or negative level, empty ``tenant_id``.
+        ValidationError: unknown scope field or negative level, empty ``tenant_id``, more
+            than one user mapping.
 
     Example:
         >>> store = MemAdaptersStore(engine, scopes={"user_id": 1})  # doctest: +SKIP
@@ -309,6 +328,8 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
         *,
         tenant_id: str = DEFAULT_TENANT,
         scopes: Mapping[str, int] | None = None,
+        user_id: str | None = None,
+        user_from_namespace: Callable[[tuple[str, ...]], str] | None = None,
         index_fields: list[str] | None = None,
         ttl_config: TTLConfig | None = None,
         path: str | os.PathLike[str] | None = None,
@@ -321,12 +342,24 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
                 raise ValidationError(f"scopes.{field}", f"must be one of {sorted(SCOPE_FIELDS)}")
             if isinstance(level, bool) or not isinstance(level, int) or level < 0:
                 raise ValidationError(f"scopes.{field}", "must be a namespace level >= 0")
+        check_id("user_id", user_id, optional=True)
+        mappings = [user_id is not None, user_from_namespace is not None, "user_id" in (scopes or {})]
+        if sum(mappings) > 1:
+            raise ValidationError(
+                "user_id",
+                "give one user mapping: user_id=, user_from_namespace= or scopes={'user_id': level}",
+            )
+        if user_from_namespace is not None and not callable(user_from_namespace):
+            raise ValidationError("user_from_namespace", "must be a callable namespace -> user id")
         default_ttl = (ttl_config or {}).get("default_ttl")
         if default_ttl is not None:
             _check_ttl("ttl_config.default_ttl", default_ttl)
         self.ttl_config = ttl_config
         self.tenant_id = tenant_id
         self.scopes = dict(scopes or {})
+        self.user_id = user_id
+        self.user_from_namespace = user_from_namespace
+        self._user_level = self.scopes.pop("user_id", 0)
         self.index_fields = list(index_fields or ["$"])
         self._index_tokens = [(p, tokenize_path(p) if p != "$" else p) for p in self.index_fields]
         built, owned = build_engine(engine, path=path, client=client, engine_kwargs=engine_kwargs)
@@ -424,7 +457,7 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
         if not ids:
             return
         by_ttl: dict[float, list[str]] = {}
-        for item in await aengine.get_many(ids, tenant_id=self.tenant_id):
+        for item in (await self._fetch(aengine, ids)).values():
             ttl = item.metadata.get("lg_ttl_min")
             if ttl is not None:
                 by_ttl.setdefault(float(ttl), []).append(item.id)
@@ -432,14 +465,57 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
             await aengine.touch(group, ttl * 60, tenant_id=self.tenant_id)
 
     async def _fetch(self, aengine: AsyncMemoryEngine, ids: list[str]) -> dict[str, MemoryItem]:
-        items = await aengine.get_many(ids, tenant_id=self.tenant_id)
-        return {item.id: item for item in items if _is_store_item(item)}
+        """Items by their (namespace, key) id (:func:`memory_id`), wherever the engine stored them.
+
+        The engine scopes a caller's ``memory_id`` to its user, so an item is found by its
+        ``lg_id`` metadata; items written by older releases (stored under the id itself, no
+        ``lg_id``) by id.
+        """
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, MemoryItem] = {}
+        for start in range(0, len(wanted), _PAGE):
+            part = wanted[start : start + _PAGE]
+            for item in await self._list_all(aengine, {"lg_store": True, "lg_id": {"$in": part}}):
+                out[_mid_of(item)] = item
+            legacy = [i for i in part if i not in out]
+            if legacy:
+                for item in await aengine.get_many(legacy, tenant_id=self.tenant_id):
+                    if _is_store_item(item) and self._readable(item) and _mid_of(item) not in out:
+                        out[_mid_of(item)] = item
+        return out
+
+    def _readable(self, item: MemoryItem) -> bool:
+        """A store bound to a user (``user_id=``) reads only that user's items."""
+        return self.user_id is None or item.user_id == self.user_id
+
+    def _user_of(self, namespace: tuple[str, ...]) -> str:
+        """The user an item of ``namespace`` belongs to.
+
+        Raises:
+            ValidationError: the namespace has no label at the user's level, or
+                ``user_from_namespace`` gave no valid user id.
+        """
+        if self.user_id is not None:
+            return self.user_id
+        if self.user_from_namespace is not None:
+            user = self.user_from_namespace(namespace)
+            check_id("user_from_namespace(namespace)", user)
+            return user
+        if self._user_level >= len(namespace):
+            raise ValidationError(
+                "namespace",
+                f"{namespace!r} has no level {self._user_level} naming its user; every item belongs to a "
+                "user so erase(user_id=...) reaches it (see MemAdaptersStore's user_id / scopes)",
+            )
+        return namespace[self._user_level]
 
     async def _list_all(self, aengine: AsyncMemoryEngine, filters: dict[str, Any]) -> list[MemoryItem]:
         out: list[MemoryItem] = []
         page = 1
         while True:
-            got = await aengine.list(filters, page, _PAGE, tenant_id=self.tenant_id, kinds=["raw"])
+            got = await aengine.list(
+                filters, page, _PAGE, tenant_id=self.tenant_id, kinds=["raw"], user_id=self.user_id
+            )
             out.extend(item for item in got.results if _is_store_item(item))
             if got.next is None:
                 return out
@@ -454,12 +530,12 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
             texts.extend(t for t in get_text_at_path(value, tokens) if t.strip())
         return texts
 
-    @staticmethod
-    def _check(puts: list[PutOp]) -> None:
+    def _check(self, puts: list[PutOp]) -> None:
         """Validate every put before writing any (a bad value must not half-apply a batch)."""
         for op in puts:
             if op.value is None:
                 continue
+            self._user_of(tuple(op.namespace))
             field = f"value[{tuple(op.namespace)!r}, {op.key!r}]"
             if op.ttl is not None:
                 _check_ttl(f"ttl[{tuple(op.namespace)!r}, {op.key!r}]", op.ttl)
@@ -478,15 +554,17 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
             mid = memory_id(namespace, op.key)
             if op.value is None:
                 # Deleting a missing key is a no-op, as in every LangGraph store.
-                with contextlib.suppress(NotFoundError):
-                    await aengine.delete(mid, tenant_id=self.tenant_id)
+                gone = existing.get(mid)
+                if gone is not None:
+                    with contextlib.suppress(NotFoundError):
+                        await aengine.delete(gone.id, tenant_id=self.tenant_id)
                 continue
             value = dict(op.value)
             texts = self._index_texts(value, op.index)
             now = _now_ns()
             old = existing.get(mid)
             metadata: dict[str, Any] = {
-                "lg_store": True, "lg_ns": list(namespace), "lg_depth": len(namespace),
+                "lg_store": True, "lg_id": mid, "lg_ns": list(namespace), "lg_depth": len(namespace),
                 **{f"lg_ns{i}": label for i, label in enumerate(namespace)},
                 "lg_key": op.key, "lg_value": value,
                 "lg_created_ns": old.metadata["lg_created_ns"] if old is not None else now,
@@ -494,6 +572,7 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
                 **{f"lgv.{k}": v for k, v in value.items() if isinstance(v, str)},
             }  # fmt: skip
             scope = {f: namespace[level] for f, level in self.scopes.items() if level < len(namespace)}
+            scope["user_id"] = self._user_of(namespace)
             # An item with nothing to embed (index=False, or no text at its index paths) is
             # stored with index=False: the engine keeps it for get/list but never searches it.
             indexed = bool(texts)
@@ -522,11 +601,12 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
             return [_to_search_item(i, None) for i in items[op.offset : op.offset + op.limit]]
         want = op.offset + op.limit
         scored: dict[str, tuple[float | None, MemoryItem]] = {}
-        k = want
+        max_k = self._runner.max_search_k
+        k = want if max_k is None else min(want, max_k)
         while True:
             result = await aengine.search(
                 op.query, k=k, tenant_id=self.tenant_id, kinds=["raw", "chunk"],
-                filters={**base, **pushed},
+                filters={**base, **pushed}, user_id=self.user_id,
             )  # fmt: skip
             scored = {}
             for hit in result.results:
@@ -536,9 +616,9 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
                     continue
                 scored[parent] = (None, hit)
             # Post-filtering and chunk merging can leave fewer than wanted: fetch more.
-            if len(scored) >= want or len(result.results) < k:
+            if len(scored) >= want or len(result.results) < k or (max_k is not None and k >= max_k):
                 break
-            k *= 4
+            k = k * 4 if max_k is None else min(k * 4, max_k)
         page = list(scored.values())[:want]
         cosines = await self._cosines(aengine, op.query, [hit for _, hit in page])
         page = [(cos, hit) for cos, (_, hit) in zip(cosines, page, strict=True)]

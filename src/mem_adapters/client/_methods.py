@@ -25,6 +25,7 @@ from ..models import (
     Turn,
     WriteResult,
 )
+from ._adapter_methods import AdapterMethods
 from ._core import Call, drop_none, fixed_turns, new_idempotency_key, new_memory_id
 
 Parse = Callable[[Any], Any]
@@ -36,7 +37,7 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
-class ClientMethods:
+class ClientMethods(AdapterMethods):
     """Engine-named methods over the service (the tenant is always the credential's)."""
 
     def _do(self, call: Call, parse: Parse) -> Any:  # pragma: no cover - provided by the clients
@@ -105,10 +106,15 @@ class ClientMethods:
         custom_instructions: str | None = None,
         user_name: str | None = None,
         metadata: dict[str, Any] | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        index: bool = True,
     ) -> AddResult:
         """Store raw text or user/assistant pairs (see :meth:`mem_adapters.MemoryEngine.add`).
 
-        The memory id is fixed before the first attempt, so a retry rewrites nothing.
+        The memory id is fixed before the first attempt, so a retry rewrites nothing. With
+        ``agent_id``, ``session_id`` or ``index=False`` (arguments the hosted API's route has
+        not) the call goes to ``/v1/engine/add``, which takes every engine argument.
 
         Raises:
             ValidationError: both or neither of ``raw_text``/``pairs``.
@@ -144,6 +150,14 @@ class ClientMethods:
         def parse(data: Any) -> AddResult:
             return AddResult.model_validate({k: data[k] for k in AddResult.model_fields if k in data})
 
+        if agent_id is not None or session_id is not None or not index:
+            engine_body = {
+                **{k: v for k, v in body.items() if k not in ("user_assistant_pairs", "expiry_time")},
+                **drop_none({"pairs": norm_pairs, "expiry_seconds": expiry_seconds}),
+                **drop_none({"agent_id": agent_id, "session_id": session_id}),
+                "index": index,
+            }
+            return self._do(Call("POST", "/v1/engine/add", json=engine_body), AddResult.model_validate)
         return self._do(Call("POST", "/memories/add-memories", json=body), parse)
 
     def record_message(

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import ClosedError
 from ..models import JobStatus
 from ._core import DEFAULT_TIMEOUT, Call, auth_headers, backoff, decode, json_default, should_retry
 from ._methods import ClientMethods, Parse
@@ -47,7 +48,17 @@ class AsyncMemoryClient(ClientMethods):
             base_url=self.base_url, headers=auth_headers(api_key, token), timeout=timeout, transport=transport
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (later calls raise :class:`~mem_adapters.ClosedError`)."""
+        return self._http.is_closed
+
+    async def _value(self, value: Any) -> Any:  # type: ignore[override]
+        return value
+
     async def _do(self, call: Call, parse: Parse) -> Any:  # type: ignore[override]
+        if self._http.is_closed:
+            raise ClosedError(f"AsyncMemoryClient of {self.base_url} is closed")
         content = json.dumps(call.json, default=json_default).encode() if call.json is not None else None
         headers = {**(call.headers or {}), **({"Content-Type": "application/json"} if content else {})}
         attempt = 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import ClosedError
 from ..models import JobStatus
 from ._core import DEFAULT_TIMEOUT, Call, auth_headers, backoff, decode, json_default, should_retry
 from ._methods import ClientMethods, Parse
@@ -59,7 +60,14 @@ class MemoryClient(ClientMethods):
             base_url=self.base_url, headers=auth_headers(api_key, token), timeout=timeout, transport=transport
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (later calls raise :class:`~mem_adapters.ClosedError`)."""
+        return self._http.is_closed
+
     def _do(self, call: Call, parse: Parse) -> Any:
+        if self._http.is_closed:
+            raise ClosedError(f"MemoryClient of {self.base_url} is closed")
         content = json.dumps(call.json, default=json_default).encode() if call.json is not None else None
         headers = {**(call.headers or {}), **({"Content-Type": "application/json"} if content else {})}
         attempt = 0
@@ -104,8 +112,11 @@ class MemoryClient(ClientMethods):
             time.sleep(poll)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and the event loop adapters over this client ran on)."""
         self._http.close()
+        view = self.__dict__.pop("_adapter_view", None)
+        if view is not None:
+            view.close()
 
     def __enter__(self) -> MemoryClient:
         return self

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from . import conversations, health, ingestion, inspector, jobs, memories, native, user_memory, users
+from . import (
+    conversations,
+    health,
+    ingestion,
+    inspector,
+    jobs,
+    memories,
+    native,
+    native_ops,
+    user_memory,
+    users,
+)
 
 ROUTERS = [
     health.router,
@@ -13,6 +24,7 @@ ROUTERS = [
     jobs.router,
     users.router,
     native.router,
+    native_ops.router,
     inspector.router,
 ]
 

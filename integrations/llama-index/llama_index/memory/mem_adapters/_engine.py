@@ -6,6 +6,13 @@ created on first use. Every operation is one coroutine run on the engine's own e
 from async code without blocking the caller's loop, from sync code (any thread) by waiting
 for it. Compound operations (read the transcript, then write) take a per-session
 ``asyncio.Lock`` living on that loop, which is what makes the sync chat store thread-safe.
+
+``engine=`` also takes a service client (:class:`~mem_adapters.client.MemoryClient`: sync and
+async methods; :class:`~mem_adapters.client.AsyncMemoryClient`: async methods): the
+coroutines then run against its :func:`~mem_adapters.client.adapter_view.client_view` (the
+async engine's method names over HTTP, on the view's own loop for a sync client). The
+client's URL is kept in the ``service_url`` field, so a deserialised adapter reconnects to
+the live client registered for that URL in this process (credentials are never serialised).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SHARED: dict[tuple[str, ...], MemoryEngine] = {}
+_CLIENTS: dict[str, Any] = {}  # service URL -> the client adapters given it were built with
 _SHARED_LOCK = threading.Lock()
 # Per async engine: {(tenant_id, session_id): asyncio.Lock}. Weak, so closed engines go away.
 _LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], asyncio.Lock]] = (
@@ -35,8 +43,41 @@ _LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], async
 )
 
 
-def _closed(engine: MemoryEngine) -> bool:
-    return engine.closed
+def _closed(engine: Any) -> bool:
+    return bool(engine.closed)
+
+
+def _client_view(obj: Any) -> Any:
+    """The engine view of a service client, or ``None`` when ``obj`` is not one."""
+    try:
+        from mem_adapters.client.adapter_view import client_view, is_client
+    except ImportError:  # the client needs httpx (the [server] extra)
+        return None
+    return client_view(obj) if is_client(obj) else None
+
+
+def register_client(client: Any) -> None:
+    """Make ``client`` the one adapters deserialised with its ``service_url`` reconnect to."""
+    with _SHARED_LOCK:
+        current = _CLIENTS.get(client.base_url)
+        if current is None or _closed(current):
+            _CLIENTS[client.base_url] = client
+
+
+def shared_client(service_url: str) -> Any:
+    """The live client registered for ``service_url``.
+
+    Raises:
+        MemAdaptersError: none (a token cannot be serialised: pass ``engine=`` a client).
+    """
+    with _SHARED_LOCK:
+        client = _CLIENTS.get(service_url.rstrip("/"))
+    if client is None or _closed(client):
+        raise MemAdaptersError(
+            f"no open MemoryClient for {service_url} in this process; build the adapter with "
+            "engine=MemoryClient(...) (credentials are not serialised)"
+        )
+    return client
 
 
 def _key(path: str | os.PathLike[str] | None, host: str | None, port: int) -> tuple[str, ...]:
@@ -95,23 +136,31 @@ class EngineHandle:
     """Runs engine coroutines from sync or async callers.
 
     Args:
-        engine: A :class:`MemoryEngine` (sync and async use) or an
-            :class:`AsyncMemoryEngine` (async use only, in the loop that owns it).
+        engine: A :class:`MemoryEngine` or ``MemoryClient`` (sync and async use), or an
+            :class:`AsyncMemoryEngine` or ``AsyncMemoryClient`` (async use only, in the loop
+            that owns it).
     """
 
-    def __init__(self, engine: MemoryEngine | AsyncMemoryEngine) -> None:
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
+        self.view = _client_view(engine)
+        self.aengine: Any
         if isinstance(engine, MemoryEngine):
             self.aengine = engine.aengine
         elif isinstance(engine, AsyncMemoryEngine):
             self.aengine = engine
+        elif self.view is not None:
+            self.aengine = self.view
         else:
             raise MemAdaptersError(
-                f"engine must be a MemoryEngine or AsyncMemoryEngine, got {type(engine)!r}"
+                "engine must be a MemoryEngine, AsyncMemoryEngine, MemoryClient or AsyncMemoryClient, "
+                f"got {type(engine)!r}"
             )
 
     async def call(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
         """Await ``fn(aengine)`` on the engine's loop without blocking the caller's loop."""
+        if self.view is not None:
+            return await self.view.arun(_invoke(fn, self.aengine))
         if isinstance(self.engine, MemoryEngine):
             # MemoryEngine.arun awaits on the engine's own loop thread (or directly when
             # already there), so the caller's loop keeps running meanwhile.
@@ -120,6 +169,8 @@ class EngineHandle:
 
     def call_sync(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
         """Run ``fn(aengine)`` on the engine's loop and wait for it (safe from any thread)."""
+        if self.view is not None:
+            return self.view.run(_invoke(fn, self.aengine))
         if not isinstance(self.engine, MemoryEngine):
             raise MemAdaptersError(
                 "sync methods need a MemoryEngine; with an AsyncMemoryEngine use the async methods"
@@ -149,8 +200,8 @@ class EngineConfig(BaseModel):
     """Plain, serialisable connection settings plus a lazily created engine.
 
     Give either an ``engine`` (kept private, never serialised; its store folder is copied
-    into ``path`` so a deserialised copy reconnects to the same store) or ``path`` /
-    ``host`` + ``port``.
+    into ``path`` so a deserialised copy reconnects to the same store; a service client's
+    URL into ``service_url``) or ``path`` / ``host`` + ``port``.
 
     Every adapter built on it is a context manager (``with`` / ``async with``, or
     ``close()`` / ``aclose()``): once closed, its calls raise
@@ -164,17 +215,23 @@ class EngineConfig(BaseModel):
     host: str | None = Field(default=None, description="Chroma server host (wins over path).")
     port: int = Field(default=8000, description="Chroma server port.")
     tenant_id: str = Field(default="default", description="mem-adapters tenant (isolation boundary).")
+    service_url: str | None = Field(
+        default=None, description="URL of the memory service whose client this adapter uses."
+    )
 
     _handle: EngineHandle | None = PrivateAttr(default=None)
     _closed: bool = PrivateAttr(default=False)
     _owner: str | None = PrivateAttr(default=None)  # name in errors when held by a non-pydantic adapter
 
-    def _attach(self, engine: MemoryEngine | AsyncMemoryEngine | None) -> None:
-        """Use ``engine`` instead of creating one from the settings."""
+    def _attach(self, engine: Any) -> None:
+        """Use ``engine`` (or a service client) instead of creating one from the settings."""
         if engine is None:
             return
         self._handle = EngineHandle(engine)
-        if isinstance(engine, MemoryEngine):
+        if self._handle.view is not None:
+            self.service_url = engine.base_url
+            register_client(engine)
+        elif isinstance(engine, MemoryEngine):
             if self.host is None and self.path is None and engine.path is not None:
                 self.path = str(engine.path)
             register_engine(engine, self.host, self.port)
@@ -216,12 +273,15 @@ class EngineConfig(BaseModel):
         """
         self._check_open()
         if self._handle is None:
-            self._handle = EngineHandle(shared_engine(self.path, self.host, self.port))
+            if self.service_url is not None:
+                self._handle = EngineHandle(shared_client(self.service_url))
+            else:
+                self._handle = EngineHandle(shared_engine(self.path, self.host, self.port))
         return self._handle
 
     @property
-    def engine(self) -> MemoryEngine | AsyncMemoryEngine:
-        """The engine in use (created lazily from the settings)."""
+    def engine(self) -> Any:
+        """The engine (or service client) in use (created lazily from the settings)."""
         return self.handle.engine
 
     def _run(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
@@ -230,6 +290,8 @@ class EngineConfig(BaseModel):
     async def _arun(self, fn: Callable[[AsyncMemoryEngine], Awaitable[T]]) -> T:
         self._check_open()
         handle = self._handle
+        if handle is None and self.service_url is not None:
+            handle = self._handle = EngineHandle(shared_client(self.service_url))
         if handle is None:
             # First use from async code: building an engine loads the embedding model and
             # opens Chroma, which must not stall the caller's event loop.

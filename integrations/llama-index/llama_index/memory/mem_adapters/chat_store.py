@@ -51,8 +51,8 @@ class MemAdaptersChatStore(_StoreBase, BaseChatStore):
     ``idx`` (a transcript is append-only; use ``set_messages`` to rewrite it).
 
     Args:
-        engine: An existing engine to use; otherwise one is created lazily from
-            ``path`` / ``host`` / ``port``.
+        engine: An existing engine or service client (``MemoryClient``) to use; otherwise one
+            is created lazily from ``path`` / ``host`` / ``port``.
         path: Folder of an embedded Chroma store.
         host: Chroma server host.
         port: Chroma server port.
@@ -135,8 +135,8 @@ class MemAdaptersAsyncChatStore(_StoreBase, AsyncDBChatStore):
     does not have).
 
     Args:
-        engine: An existing engine to use; otherwise one is created lazily from
-            ``path`` / ``host`` / ``port``.
+        engine: An existing engine or service client (``MemoryClient``) to use; otherwise one
+            is created lazily from ``path`` / ``host`` / ``port``.
         path: Folder of an embedded Chroma store.
         host: Chroma server host.
         port: Chroma server port.

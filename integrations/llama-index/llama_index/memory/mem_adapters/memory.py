@@ -98,8 +98,8 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
     fields; the engine is created (or shared) lazily.
 
     Args:
-        engine: An existing engine to use; otherwise one is created lazily from
-            ``path`` / ``host`` / ``port``.
+        engine: An existing engine or service client (``MemoryClient``) to use; otherwise one
+            is created lazily from ``path`` / ``host`` / ``port``.
         session_id: The transcript this memory reads and writes.
         user_id: Owner; long-term recall searches this user's memories (none when unset,
             so one user's memories never leak into another's prompt).
@@ -164,7 +164,8 @@ class MemAdaptersMemory(EngineConfig, BaseMemory):
         """Create a memory; ``chat_history`` (if given) replaces the session's transcript.
 
         Args:
-            engine: An existing engine (else created lazily from ``path``/``host``/``port``).
+            engine: An existing engine or service client (else created lazily from
+                ``path``/``host``/``port``).
             session_id: Transcript id (a fresh one when absent; an empty one is an error).
             chat_history: Initial messages.
             **kwargs: Any other field (``user_id``, ``path``, ``token_limit``...).

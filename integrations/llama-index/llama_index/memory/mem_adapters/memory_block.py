@@ -33,7 +33,8 @@ class MemAdaptersMemoryBlock(EngineConfig, BaseMemoryBlock[str]):
     session, unless the ``Memory``'s chat store is this engine's and already archived them.
 
     Args:
-        engine: An existing engine; otherwise one is created lazily from ``path``/``host``/``port``.
+        engine: An existing engine or service client (``MemoryClient``); otherwise one is created
+            lazily from ``path``/``host``/``port``.
         name: Block name in the memory template.
         priority: 0 = never truncated; higher numbers are truncated later.
         user_id: Owner whose memories are searched and written.

@@ -58,7 +58,8 @@ class MemAdaptersRetriever(BaseRetriever):
     (``with``/``async with``); once closed, it raises :class:`~mem_adapters.ClosedError`.
 
     Args:
-        engine: An existing engine; otherwise one is created lazily from ``path``/``host``/``port``.
+        engine: An existing engine or service client (``MemoryClient``); otherwise one is created
+            lazily from ``path``/``host``/``port``.
         path: Folder of an embedded Chroma store.
         host: Chroma server host.
         port: Chroma server port.
