@@ -1055,13 +1055,14 @@ class Enricher:
         return touched
 
     async def _write_episodes(self, tenant_id: str, mem: Any, episodes: list[dict[str, Any]]) -> None:
-        """Summarize and store episodes (each limited first to its own user's turns and facts)."""
+        """Summarize and store episodes (each limited to its own user's turns and facts)."""
         now = time.time()
         ids, texts, metas = [], [], []
         for ep in episodes:
             a = ep["attrs"]
-            await self._own_only(mem, ep)
-            summary = await self._summarize(mem, a, final=not a["open"])
+            summary = await self._summarize(
+                mem, a, final=not a["open"], owner=str(ep["md"].get("user_id") or "")
+            )
             a["title"], a["summary"] = summary.title, summary.summary
             md = {f: ep["md"].get(f, "") for f in SCOPE_FIELDS}
             md.update(
@@ -1079,8 +1080,8 @@ class Enricher:
         """Drop from an episode the turns and facts stored under another user than the episode's.
 
         Episodes written before episodes were per user could hold every user of a shared
-        session; such an episode is cleaned the next time it is written. Ids no longer stored
-        are left as they are.
+        session; :meth:`_summarize` cleans such an episode the same way each time it is
+        written. Ids no longer stored are left as they are.
         """
         a = ep["attrs"]
         owner = str(ep["md"].get("user_id") or "")
@@ -1095,16 +1096,45 @@ class Enricher:
             a["turn_ids"] = [t for t in a["turn_ids"] if t not in foreign]
             a["fact_ids"] = [f for f in a["fact_ids"] if f not in foreign]
 
-    async def _summarize(self, mem: Any, attrs: dict[str, Any], *, final: bool) -> EpisodeSummary:
-        """Title and summary: the extractor's ``asummarize`` for closed episodes if it has one."""
+    async def _summarize(
+        self, mem: Any, attrs: dict[str, Any], *, final: bool, owner: str | None = None
+    ) -> EpisodeSummary:
+        """Title and summary: the extractor's ``asummarize`` for closed episodes if it has one.
+
+        With ``owner`` (the episode's user), turns and facts stored under another user are
+        first dropped from ``attrs`` (see :meth:`_own_only`), so they neither feed the summary
+        nor stay in the episode's lists.
+        """
+        empty: dict[str, list[Any]] = {"ids": [], "documents": [], "metadatas": []}
         got = (
             await mem.get(ids=attrs["turn_ids"], include=["documents", "metadatas"])
             if attrs["turn_ids"]
-            else {"ids": [], "documents": [], "metadatas": []}
+            else empty
         )
+        facts = (
+            await mem.get(ids=attrs["fact_ids"], include=["documents", "metadatas"])
+            if attrs["fact_ids"]
+            else empty
+        )
+        if owner is not None:
+            foreign = {
+                i
+                for g in (got, facts)
+                for i, m in zip(g["ids"], g["metadatas"], strict=True)
+                if str(m.get("user_id") or "") != owner
+            }
+            if foreign:
+                logger.info("episode of %r: dropped %d records of other users", owner, len(foreign))
+                attrs["turn_ids"] = [t for t in attrs["turn_ids"] if t not in foreign]
+                attrs["fact_ids"] = [f for f in attrs["fact_ids"] if f not in foreign]
         order = {t: i for i, t in enumerate(attrs["turn_ids"])}
         rows = sorted(
-            zip(got["ids"], got["documents"], got["metadatas"], strict=True), key=lambda r: order[r[0]]
+            (
+                (i, d, m)
+                for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+                if i in order
+            ),
+            key=lambda r: order[r[0]],
         )
         turns = [TurnInput(id=i, role=m.get("role") or "user", text=d or "") for i, d, m in rows]
         if final and hasattr(self.extractor, "asummarize"):
@@ -1112,12 +1142,12 @@ class Enricher:
                 return await self.extractor.asummarize(turns)
             except Exception as e:  # a summary is not worth failing the job: fall back to rules
                 logger.warning("episode summarizer failed, using rules: %s", e)
-        facts = (
-            await mem.get(ids=attrs["fact_ids"], include=["documents", "metadatas"])
-            if attrs["fact_ids"]
-            else None
-        )
-        pairs = [] if facts is None else list(zip(facts["documents"], facts["metadatas"], strict=True))
+        kept = set(attrs["fact_ids"])
+        pairs = [
+            (d, m)
+            for i, d, m in zip(facts["ids"], facts["documents"], facts["metadatas"], strict=True)
+            if i in kept
+        ]
         name = None
         user_id = next((m.get("user_id") for _, _, m in rows if m.get("user_id")), None)
         if any((m.get("role") or "user").lower() in _USER_ROLES for _, _, m in rows):
