@@ -25,6 +25,8 @@ import httpx
 
 from ..errors import EmbedderMismatchError, StoreError, TransportError
 from ..limits import DEFAULT_LIMITS, Limits
+from . import txn as txn_mod
+from .clock import RevisionClock
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +154,41 @@ async def async_http_client(host: str, port: int, limits: Limits | None = None) 
 
 
 class Collection:
-    """An async facade over one Chroma collection, sync or async."""
+    """An async facade over one Chroma collection, sync or async.
+
+    A tenant's memory collection carries a :class:`~.txn.TxnView` (``txns``): every read
+    through ``get``, ``get_all``, ``pages`` and ``query`` then leaves out records of batches
+    staged but not committed (see :mod:`.txn`); :attr:`raw` reads what Chroma holds.
+    """
 
     def __init__(self, inner: Any, run: Callable[..., Awaitable[Any]], max_batch: int) -> None:
         self.inner = inner
         self._run = run
         self._max_batch = max_batch
+        self.txns: txn_mod.TxnView | None = None
+
+    @property
+    def max_batch(self) -> int:
+        """Chroma's largest batch: records in one write call (one SQLite transaction)."""
+        return self._max_batch
+
+    @property
+    def raw(self) -> Collection:
+        """The same collection without the staged-batch filter."""
+        return Collection(self.inner, self._run, self._max_batch)
+
+    async def _visible(self, read: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], *,
+                       nested: bool = False) -> dict[str, Any]:  # fmt: skip
+        """``read(**kwargs)`` without uncommitted staged records (metadata read to know them)."""
+        ask, ids_only = _with_metadatas(kwargs)
+        return await self._filtered(await read(**ask), ids_only, nested=nested)
+
+    async def _filtered(self, got: dict[str, Any], ids_only: bool, *, nested: bool = False) -> dict[str, Any]:
+        assert self.txns is not None
+        got = await self.txns.visible(got, nested=nested)
+        if ids_only:
+            got["metadatas"] = None
+        return got
 
     @property
     def id(self) -> str:
@@ -175,6 +206,8 @@ class Collection:
         Reads by ``ids`` are chunked into pages and merged; any other read must carry a
         ``limit`` of at most :data:`PAGE` (use :meth:`get_all` to read everything).
         """
+        if self.txns is not None:
+            return await self._visible(self.raw.get, kwargs)
         ids = kwargs.get("ids")
         if ids is not None:
             ids = list(ids)
@@ -196,6 +229,11 @@ class Collection:
         A caller that turns each page into something smaller (a partition) never holds the
         whole read at once.
         """
+        if self.txns is not None:
+            ask, ids_only = _with_metadatas(kwargs)
+            async for part in self.raw.pages(page=page, **ask):
+                yield await self._filtered(part, ids_only)
+            return
         page = page or PAGE
         offset = 0
         while True:
@@ -212,6 +250,8 @@ class Collection:
         Pages are taken by offset; a caller that must see a consistent snapshot under
         concurrent deletes checks the change feed afterwards (see ``mem_adapters.data``).
         """
+        if self.txns is not None:
+            return await self._visible(partial(self.raw.get_all, page=page), kwargs)
         page = page or PAGE
         merged: dict[str, Any] = {}
         offset = 0
@@ -228,6 +268,8 @@ class Collection:
 
     async def query(self, **kwargs: Any) -> dict[str, Any]:
         """``collection.query``."""
+        if self.txns is not None:
+            return await self._visible(self.raw.query, kwargs, nested=True)
         return await self._run(self.inner.query, **kwargs)
 
     async def count(self) -> int:
@@ -266,6 +308,14 @@ class Collection:
     async def modify_metadata(self, metadata: dict[str, Any]) -> None:
         """Replace the collection's metadata."""
         await self._run(self.inner.modify, metadata=metadata)
+
+
+def _with_metadatas(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``kwargs`` of a read made to include metadatas, and whether the caller asked for none."""
+    include = kwargs.get("include")
+    if include is None or "metadatas" in include:
+        return kwargs, False
+    return {**kwargs, "include": [*include, "metadatas"]}, True
 
 
 def _is_local(client: Any) -> bool:
@@ -320,6 +370,7 @@ class ChromaStore:
         self._cache: OrderedDict[str, tuple[Collection, Collection]] = OrderedDict()
         self._open_lock = asyncio.Lock()
         self._max_batch: int | None = None
+        self.txn_grace_s = txn_mod.grace_from_env()  # staged leftovers younger than this stay (.txn)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one Chroma call; failures become typed errors, idempotent writes are retried.
@@ -428,10 +479,19 @@ class ChromaStore:
             )
             limit = await self._batch_limit()
             pair = (Collection(mem, self._run, limit), Collection(aux, self._run, limit))
+            pair[0].txns = txn_mod.TxnView(pair[1])
+            await self._settle_txns(tenant_id, pair)
             self._cache[tenant_id] = pair
             while len(self._cache) > MAX_OPEN_TENANTS:  # idle tenants' handles are let go
                 self._cache.popitem(last=False)
             return pair
+
+    async def _settle_txns(self, tenant_id: str, pair: tuple[Collection, Collection]) -> None:
+        """At open: roll back crashed staged batches past the grace, finish committed ones (.txn)."""
+        try:
+            await txn_mod.settle(*pair, clock=RevisionClock(), grace_s=self.txn_grace_s)
+        except StoreError:  # leftovers stay invisible; the next open tries again
+            logger.warning("could not settle staged batches of tenant %r", tenant_id, exc_info=True)
 
     async def _find(self, name: str) -> Any:
         """An existing collection by name, or ``None``."""

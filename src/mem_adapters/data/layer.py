@@ -9,6 +9,10 @@ only what other processes changed since its watermark: records whose ``rev`` is 
 newer tombstones. Nothing is rebuilt because someone else wrote, and a write acknowledged
 by one process is in every other process's next search (within the clock-skew window).
 
+A batch larger than one Chroma call is atomic (:mod:`.txn`): staged invisibly, then committed
+by one marker row in aux; every read of the memory collection hides uncommitted records, and
+a catch-up that sees a commit marker applies the whole batch at once.
+
 Partitions are loaded lazily, one per searched scope (a user of a tenant, or the whole
 tenant), with paged reads, and evicted least-recently-used when their total size passes
 ``partition_budget_mb`` (``$MEM_ADAPTERS_PARTITION_BUDGET_MB``, default 1024).
@@ -31,6 +35,7 @@ import numpy as np
 from .. import records as rec
 from ..filters import all_of
 from ..models import MemoryItem
+from . import txn as txn_mod
 from .chroma import AUX_VECTOR, ChromaStore, Collection
 from .clock import RevisionClock, SeqClock
 from .partition import Partition
@@ -137,10 +142,15 @@ class DataLayer:
         metas: list[dict[str, Any]],
         embeddings: list[list[float]] | None = None,
     ) -> None:
-        """Upsert records (one Chroma call per batch limit), each stamped with a new revision.
+        """Upsert records atomically, each stamped with a new revision.
 
-        Without ``embeddings`` the texts are embedded (their exact text, see
-        :func:`mem_adapters.records.embedding_text`).
+        A batch within Chroma's max batch is one Chroma call (one SQLite transaction); a larger
+        one is staged and committed (:func:`.txn.write_batch`): nothing of it is visible, in
+        any process, until all of it is. Without ``embeddings`` the texts are embedded (their
+        exact text, see :func:`mem_adapters.records.embedding_text`).
+
+        Raises:
+            BatchAbortedError: a large batch took too long to stage (rolled back).
         """
         if not ids:
             return
@@ -151,9 +161,16 @@ class DataLayer:
                 [rec.embedding_text(t, m) for t, m in zip(texts, metas, strict=True)]
             )
         rev = self.clock.next(len(ids))
-        stamped = [{**m, "rev": rev + n} for n, m in enumerate(metas)]
-        mem = await self.mem(tenant_id)
-        await mem.upsert(ids, embeddings, texts, stamped)
+        # ``txn: None`` clears the staging mark of a crashed large batch a write replaces
+        # (Chroma merges metadata on upsert: the mark would otherwise hide the new record).
+        stamped = [{**m, "rev": rev + n, txn_mod.TXN_FIELD: None} for n, m in enumerate(metas)]
+        mem, aux = await self._pair(tenant_id)
+        if len(ids) <= mem.max_batch:
+            await mem.upsert(ids, embeddings, texts, stamped)
+        else:
+            stamped = await txn_mod.write_batch(
+                mem, aux, ids, embeddings, texts, stamped, clock=self.clock, grace_s=self.store.txn_grace_s
+            )
         for key, part in self._held(tenant_id):
             for i, t, m, e in zip(ids, texts, stamped, embeddings, strict=True):
                 if key[1] is None or key[1] == user_of(m):
@@ -317,7 +334,8 @@ class DataLayer:
         mask = part.mask(where)
         if mask is None:
             mem = await self.mem(tenant_id)
-            got = await mem.get_all(where=where, include=[])
+            # Unfiltered: the mask only marks rows the partition holds, which are all visible.
+            got = await mem.raw.get_all(where=where, include=[])
             mask = np.zeros(part.n, dtype=np.bool_)
             for i in got["ids"]:
                 r = part.row_of.get(i)
@@ -351,7 +369,7 @@ class DataLayer:
         self.reads += len(part)
         mask = part.mask(where)
         if mask is None:
-            ok = await mem.get(ids=list(part.row_of), where=where, include=[])
+            ok = await mem.raw.get(ids=list(part.row_of), where=where, include=[])  # visible ids
             mask = np.zeros(part.n, dtype=np.bool_)
             for i in ok["ids"]:
                 mask[part.row_of[i]] = True
@@ -401,12 +419,27 @@ class DataLayer:
         Filtered by revision alone: Chroma answers a clause that matches few records fast,
         while ANDing the partition's user (which matches all of its records) would make every
         catch-up cost the size of the partition. The caller keeps its own user's.
+
+        Large batches committed since (a commit marker in the aux feed, see :mod:`.txn`) are
+        read whole: their records may carry a revision at or below ``since`` (staged before
+        an earlier catch-up, which could not see them), so they are read by batch id.
         """
-        changed, tombs = await asyncio.gather(
+        changed, rows = await asyncio.gather(
             mem.get_all(where={"rev": {"$gt": since}}, include=["metadatas"]),
             aux.get_all(where={"rev": {"$gt": since}}, include=["metadatas"]),
         )
-        return changed, [m for m in tombs["metadatas"] if m.get("type") == "tombstone"]
+        markers = [m for m in rows["metadatas"] if m.get("type") == txn_mod.MARKER_TYPE]
+        commits = {int(m[txn_mod.TXN_FIELD]) for m in markers}
+        if commits:
+            if mem.txns is not None:
+                mem.txns.learn(commits)
+            batches = await mem.get_all(
+                where={txn_mod.BATCH_FIELD: {"$in": sorted(commits)}}, include=["metadatas"]
+            )
+            merged = dict(zip(batches["ids"], batches["metadatas"], strict=True))
+            merged.update(zip(changed["ids"], changed["metadatas"], strict=True))
+            changed = {"ids": list(merged), "metadatas": list(merged.values())}
+        return changed, [m for m in rows["metadatas"] if m.get("type") == "tombstone"]
 
     async def _catch_up(self, part: Partition) -> None:
         """Apply what other processes changed in the partition's scope since its watermark."""
