@@ -484,6 +484,17 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
                         out[_mid_of(item)] = item
         return out
 
+    def _engine_id(self, mid: str, user: str) -> str:
+        """The ``memory_id`` an item is written with.
+
+        ``mid``; with the user in it for a store bound to one user (two bound stores of one
+        tenant may hold the same namespace and key).
+        """
+        if self.user_id is None:
+            return mid
+        raw = json.dumps([user, mid], ensure_ascii=False, separators=(",", ":"))
+        return "lgs_" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
     def _readable(self, item: MemoryItem) -> bool:
         """A store bound to a user (``user_id=``) reads only that user's items."""
         return self.user_id is None or item.user_id == self.user_id
@@ -585,7 +596,8 @@ class MemAdaptersStore(ClosableAdapter, BaseStore):
             # LangGraph TTLs are minutes; the engine hides the item (and its chunks) from every
             # read once expired and purges it in the background.
             await aengine.add(
-                raw_text=text, memory_id=mid, tenant_id=self.tenant_id, metadata=metadata,
+                raw_text=text, memory_id=self._engine_id(mid, scope["user_id"]), tenant_id=self.tenant_id,
+                metadata=metadata,
                 index=indexed, expiry_seconds=op.ttl * 60 if op.ttl is not None else None, **scope,
             )  # fmt: skip
 
