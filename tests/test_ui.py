@@ -51,6 +51,8 @@ PAGE = 5
 XSS = '<script>alert(1)</script><img src=x onerror=alert(2)><a href="javascript:alert(3)">x</a>'
 XSS_USER = "<img src=x onerror=alert(4)>"
 XSS_ID = "sess <img src=x onerror=alert(7)> <svg onload=alert(8)>"  # ids in a URL path: no "/"
+XSS_TENANT = '<img src=x onerror=alert(9)><script>alert(10)</script><a href="javascript:alert(11)">t</a>'
+XSS_ERROR = '<img src=x onerror=alert(12)><script>alert(13)</script><a href="javascript:alert(14)">e</a>'
 ACTIVITIES = [
     "hiking", "cycling", "baking", "painting", "chess", "surfing",
     "knitting", "climbing", "rowing", "gardening", "fishing", "skating",
@@ -63,6 +65,8 @@ class FailOn(RuleExtractor):
     def extract(self, turns: Any, **kw: Any) -> Any:
         if any("FAILME" in t.text for t in turns):
             raise ExtractionError("FAILME: this batch fails on purpose")
+        if any("XSSFAIL" in t.text for t in turns):
+            raise ExtractionError(f"XSSFAIL {XSS_ERROR}")
         return super().extract(turns, **kw)
 
 
@@ -77,8 +81,18 @@ def seed(path: Path) -> dict[str, Any]:
     try:
         for t in range(11):
             e.remember(
-                [{"role": "user", "text": f"hello from tenant {t}"}], session_id="s", tenant_id=f"t{t:02d}"
+                [{"role": "user", "text": f"hello from tenant {t}"}],
+                session_id="s",
+                tenant_id=f"t{t:02d}",
+                user_id=f"user-of-t{t:02d}",
             )
+        x = e.remember(
+            [{"role": "user", "text": f"hello {XSS}"}],
+            session_id=XSS_ID,
+            user_id=XSS_USER,
+            tenant_id=XSS_TENANT,
+        )
+        e.wait(x.passive_job_id, timeout=60)
         for u in range(11):
             e.remember([{"role": "user", "text": f"note {u}"}], session_id=f"other-{u}", user_id=f"u{u:02d}")
         chain = ["I moved to Berlin.", "I moved to Paris.", "I moved to Rome."]
@@ -108,7 +122,9 @@ def seed(path: Path) -> dict[str, Any]:
         long = " ".join(
             f"Paragraph {i} of the travel log: the train passed lake number {i}." for i in range(200)
         )
-        out["chunked"] = e.add(raw_text=long, user_id="ana", memory_id="travel-log").memory_id
+        e.add(raw_text=long, user_id="ana", memory_id="travel-log")
+        raws = e.list(user_id="ana", kinds=["raw"], page_size=1000).results
+        out["chunked"] = next(m.id for m in raws if m.text.startswith("Paragraph 0"))  # its stored id
         bad = e.remember([{"role": "user", "text": "FAILME please"}], session_id="fail", user_id="u10")
         out["failed_job"] = bad.passive_job_id
         e.wait(bad.passive_job_id, timeout=60)
@@ -129,9 +145,12 @@ def seed(path: Path) -> dict[str, Any]:
         e.wait(x.passive_job_id, timeout=60)
         e.end_session(XSS_ID, user_id=XSS_USER)
         e.add(raw_text=f"raw {XSS}", user_id=XSS_USER, metadata={XSS: "javascript:alert(6)"})
+        xf = e.remember([{"role": "user", "text": f"XSSFAIL {XSS}"}], session_id="xss-fail", user_id=XSS_USER)
+        out["xss_job"] = xf.passive_job_id
+        e.wait(xf.passive_job_id, timeout=60)
         out["facts"] = e.list(user_id="ana", kinds=["fact"], page_size=1000).results
         out["episodes"] = e.list(user_id="ana", kinds=["episode"], page_size=1000).count
-        out["chunks"] = e.list(kinds=["chunk"], filters={"parent_id": "travel-log"}, page_size=1000).count
+        out["chunks"] = e.list(kinds=["chunk"], filters={"parent_id": out["chunked"]}, page_size=1000).count
     finally:
         e.close()
     return out
@@ -151,6 +170,17 @@ def env(tmp_path_factory) -> Iterator[dict[str, Any]]:
     d = tmp_path_factory.mktemp("ui")
     seeded = seed(d / "store")
     with ServerProcess(["--path", str(d / "store"), "--jwt-secret", SECRET]) as srv:
+        admin = {"Authorization": f"Bearer {token(role='admin')}"}
+        # The service's worker starts on the first job call and re-runs the failed jobs' turns
+        # (still pending) as new jobs: let that happen before the tests, so job lists stay still.
+        httpx.get(f"{srv.url}/v1/jobs/{seeded['done_job']}", headers=admin, timeout=60).raise_for_status()
+        deadline = time.monotonic() + 180
+        while any(
+            httpx.get(f"{srv.url}/v1/jobs", headers=admin, params={"status": st}, timeout=60).json()["count"]
+            for st in ("pending", "running")
+        ):
+            assert time.monotonic() < deadline, "enrichment did not settle"
+            time.sleep(0.5)
         yield {"url": srv.url, "seed": seeded, "admin": token(role="admin"), "plain": token(), "log": srv.log}
 
 
@@ -286,7 +316,7 @@ def test_every_view_loads_with_pagination(page, env, artifacts):
     page.wait_for_selector("#tenants-table")
     tenants = api(env, "GET", "/v1/tenants").json()["tenants"]
     assert len(tenants) > 2 * PAGE
-    assert page.locator("#tenants-table tbody td").all_inner_texts() == tenants[:PAGE]
+    assert page.locator("#tenants-table tbody td:first-child").all_inner_texts() == tenants[:PAGE]
     shot(page, artifacts, "tenants")
 
     press(page, "nav[aria-label=Views] [data-view=users]")
@@ -353,8 +383,9 @@ def test_every_view_loads_with_pagination(page, env, artifacts):
     assert position(page, "Raw memories") == "Page 1 of 3 (12 in all)"
     next_page(page, "Raw memories")
     next_page(page, "Raw memories")
-    page.wait_for_selector("[data-chunks=travel-log]")
-    press(page, "[data-chunks=travel-log]")
+    chunked = seeded["chunked"]
+    page.wait_for_selector(f"[data-chunks='{chunked}']")
+    press(page, f"[data-chunks='{chunked}']")
     page.wait_for_selector("#chunks li")
     assert seeded["chunks"] > 1
     assert f"({seeded['chunks']} in all)" in position(page, "Chunks")
@@ -421,16 +452,104 @@ def test_search_shows_score_parts_and_the_context_gauge(page, env, artifacts):
     shot(page, artifacts, "search")
 
 
-def test_jobs_finished_and_failed(page, env, artifacts):
+def _job_rows(page: Any, table: str = "#jobs-table") -> list[list[str]]:
+    return [r.split("\t") for r in page.locator(f"{table} tbody tr").all_inner_texts()]
+
+
+def _api_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
+    """What the Jobs table shows for each job of the API's JSON (the same columns, as text)."""
+    return [
+        [
+            j["job_id"],
+            j["status"],
+            j["user_id"] or "",
+            j["session_id"] or "",
+            str(j["turn_count"]),
+            str(j["attempts"]),
+            j["error"] or "",
+            j["created_at"] or "",
+            j["finished_at"] or "",
+        ]
+        for j in jobs
+    ]
+
+
+def test_jobs_list_pages_filters_and_lookup(page, env, artifacts):
     login(page, env["plain"])
     press(page, "nav[aria-label=Views] [data-view=jobs]")
-    for job in (env["seed"]["failed_job"], env["seed"]["done_job"]):
-        page.fill("#job-id", job)
-        press(page, "#job-id")
-        page.wait_for_selector(f"#jobs-table >> text={job}")
-    text = page.locator("#jobs-table").inner_text()
-    assert "done" in text and "failed" in text and "FAILME: this batch fails on purpose" in text
+    page.wait_for_selector("#jobs-table tbody tr")
+    want = api(env, "GET", "/v1/jobs", params={"page": 1, "page_size": PAGE}).json()
+    assert want["count"] > 2 * PAGE
+    assert _job_rows(page) == _api_rows(want["results"])
+    assert position(page, "Jobs") == f"Page 1 of {-(-want['count'] // PAGE)} ({want['count']} in all)"
+    next_page(page, "Jobs")
+    want2 = api(env, "GET", "/v1/jobs", params={"page": 2, "page_size": PAGE}).json()
+    assert _job_rows(page) == _api_rows(want2["results"])
+    press(page, "[data-job-status=failed]")
+    page.wait_for_selector("[data-job-status=failed][aria-pressed=true]")
+    failed = api(env, "GET", "/v1/jobs", params={"status": "failed", "page_size": PAGE}).json()
+    rows = _job_rows(page)
+    assert rows == _api_rows(failed["results"]) and {r[1] for r in rows} == {"failed"}
+    assert env["seed"]["failed_job"] in [r[0] for r in rows]
+    assert "FAILME: this batch fails on purpose" in page.locator("#jobs-table").inner_text()
     shot(page, artifacts, "jobs")
+    press(page, "[data-job-status=all]")
+    page.wait_for_selector("[data-job-status=all][aria-pressed=true]")
+    page.fill("#job-id", env["seed"]["done_job"])
+    press(page, "#job-id")
+    page.wait_for_selector(f"#looked-up-jobs >> text={env['seed']['done_job']}")
+    one = api(env, "GET", f"/v1/jobs/{env['seed']['done_job']}").json()
+    looked = _job_rows(page, "#looked-up-jobs")[0]
+    assert looked[:2] == [one["job_id"], "done"] and looked[4] == str(len(one["turn_ids"]))
+
+
+def test_admin_switches_tenant(page, env, artifacts):
+    login(page, env["admin"])
+    press(page, "nav[aria-label=Views] [data-view=tenants]")
+    page.wait_for_selector("#tenants-table")
+    next_page(page, "Tenants")
+    sent_before = len(page.watch.urls)
+    press(page, "[data-tenant=t03]")
+    page.wait_for_selector("#current-tenant")
+    assert page.locator("#current-tenant").inner_text() == "t03"
+    page.wait_for_selector("#view-title >> text=Users of tenant t03")
+    want = api(env, "GET", "/v1/users", params={"tenant_id": "t03"}).json()
+    assert [u["user_id"] for u in want["results"]] == ["user-of-t03"]
+    assert page.locator("#users-table tbody td:first-child").all_inner_texts() == ["user-of-t03"]
+    shot(page, artifacts, "tenant-users")
+    press(page, "[data-user=user-of-t03]")
+    page.wait_for_selector("#sessions-table")
+    assert page.locator("#sessions-table tbody td:first-child").all_inner_texts() == ["s"]
+    press(page, "[data-session=s]")
+    page.wait_for_selector("#transcript")
+    assert page.locator("#transcript .text").all_inner_texts() == ["hello from tenant 3"]
+    press(page, "nav[aria-label=Views] [data-view=jobs]")
+    page.wait_for_selector("#jobs-table tbody tr")
+    jobs = api(env, "GET", "/v1/jobs", params={"tenant_id": "t03", "page_size": PAGE}).json()
+    assert jobs["count"] == 1 and _job_rows(page) == _api_rows(jobs["results"])
+    # While t03 is chosen, every API request names it.
+    sent = [u for u in page.watch.urls[sent_before:] if "/v1/" in u]
+    assert len(sent) >= 4 and all(u.endswith("tenant_id=t03") for u in sent), sent
+    press(page, "#own-tenant")
+    page.wait_for_selector("#tenant-bar", state="hidden")
+    page.wait_for_selector("#view-title >> text=Users")
+    assert "user-of-t03" not in page.locator("#users-table").inner_text()
+    assert page.locator("[data-user=ana]").count() == 1
+    assert page.watch.dialogs == [] and page.watch.offsite == []
+
+
+def test_a_plain_token_cannot_list_or_switch_tenants(page, env):
+    login(page, env["plain"])
+    press(page, "nav[aria-label=Views] [data-view=tenants]")
+    page.wait_for_selector("#status.error")
+    assert page.locator("#status").inner_text().startswith("403 forbidden")
+    assert page.locator("#tenants-table").count() == 0
+    # Even a tenant forced into the page's storage is refused by the service, not read.
+    page.evaluate("sessionStorage.setItem('mem-adapters-tenant', 't03')")
+    page.reload()
+    press(page, "nav[aria-label=Views] [data-view=users]")
+    page.wait_for_selector("#status.error")
+    assert page.locator("#status").inner_text().startswith("403 tenant_mismatch")
 
 
 def test_edit_and_delete_with_confirmation_from_the_keyboard(page, env):
@@ -542,6 +661,40 @@ def test_stored_xss_payloads_render_as_text(page, env, artifacts):
     assert page.watch.dialogs == [] and page.watch.offsite == []
 
 
+def test_xss_in_tenant_ids_and_job_errors_renders_as_text(page, env, artifacts):
+    login(page, env["admin"], size=50)
+    press(page, "nav[aria-label=Views] [data-view=jobs]")
+    press(page, "[data-job-status=failed]")
+    page.wait_for_selector("[data-job-status=failed][aria-pressed=true]")
+    assert f"XSSFAIL {XSS_ERROR}" in page.locator("#jobs-table").inner_text()
+    assert XSS_USER in page.locator("#jobs-table").inner_text()
+    page.fill("#job-id", env["seed"]["xss_job"])
+    press(page, "#job-id")
+    page.wait_for_selector("#looked-up-jobs")
+    assert XSS_ERROR in page.locator("#looked-up-jobs").inner_text()
+    press(page, "nav[aria-label=Views] [data-view=tenants]")
+    page.wait_for_selector("#tenants-table")
+    assert page.locator("#tenants-table tbody td:first-child").first.inner_text() == XSS_TENANT
+    press(page, "#tenants-table [data-tenant]")  # the first: the payload sorts before letters
+    page.wait_for_selector("#current-tenant")
+    assert page.locator("#current-tenant").inner_text() == XSS_TENANT
+    page.wait_for_selector("#users-table")
+    assert page.locator("#view-title").inner_text() == f"Users of tenant {XSS_TENANT}"
+    assert page.locator("#users-table tbody td:first-child").all_inner_texts() == [XSS_USER]
+    press(page, f"[data-user='{XSS_USER}']")
+    press(page, "#sessions-table [data-session]")
+    page.wait_for_selector("#transcript")
+    assert page.locator("#transcript .text").all_inner_texts() == [f"hello {XSS}"]
+    press(page, "nav[aria-label=Views] [data-view=jobs]")
+    press(page, "[data-job-status=all]")  # the filter stays as it was set
+    page.wait_for_selector("#jobs-table tbody tr")
+    assert XSS_USER in page.locator("#jobs-table").inner_text()
+    page.wait_for_timeout(300)
+    assert page.watch.dialogs == [] and page.watch.offsite == []
+    assert page.locator("body script, main img, main a, header img, header a").count() == 0
+    assert page.locator("main [href], main [src], main [onerror], header [onerror]").count() == 0
+
+
 def test_axe_reports_no_serious_or_critical_violation(browser, env):
     ctx = browser.new_context(bypass_csp=True)  # only so that axe can be injected
     page = ctx.new_page()
@@ -564,8 +717,13 @@ def test_axe_reports_no_serious_or_critical_violation(browser, env):
     press(page, "nav[aria-label=Views] [data-view=tenants]")
     page.wait_for_selector("#tenants-table")
     check("tenants")
-    press(page, "nav[aria-label=Views] [data-view=users]")
+    press(page, "[data-tenant=t01]")
+    page.wait_for_selector("#current-tenant")
     page.wait_for_selector("#users-table")
+    check("tenant-users")
+    press(page, "#own-tenant")
+    page.wait_for_selector("#tenant-bar", state="hidden")
+    page.wait_for_selector("#users-table [data-user=ana]")
     press(page, "[data-user=ana]")
     page.wait_for_selector("#sessions-table")
     check("sessions")
@@ -595,3 +753,127 @@ def test_axe_reports_no_serious_or_critical_violation(browser, env):
     check("jobs")
     ctx.close()
     assert problems == {}
+
+
+# ---------------------------------------------------------------- keyboard only
+
+
+def tab_to(page: Any, selector: str, limit: int = 400) -> None:
+    """Press Tab (nothing else) until the focused element matches ``selector``."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(
+            "(sel) => { const a = document.activeElement; return !!a && a.matches(sel); }", selector
+        ):
+            return
+    raise AssertionError(f"{limit} presses of Tab never reached {selector}")
+
+
+def tab_enter(page: Any, selector: str) -> None:
+    """Reach a control with Tab alone, then activate it with Enter."""
+    tab_to(page, selector)
+    page.keyboard.press("Enter")
+
+
+def test_every_action_by_tab_and_enter_only(page, env):
+    """No clicks and no focus() calls: each action is reached with Tab and started with Enter.
+
+    Runs last in this module: it edits, deletes and erases.
+    """
+    seeded = env["seed"]
+    tab_to(page, "#token")
+    page.keyboard.type(env["admin"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#users-table")
+    # next page
+    tab_enter(page, "nav[aria-label='Users pages'] [data-pager=next]")
+    page.wait_for_selector("text=Page 2 of")
+    # tenant switch, and back
+    tab_enter(page, "[data-view=tenants]")
+    page.wait_for_selector("#tenants-table")
+    tab_enter(page, "[data-tenant=t02]")
+    page.wait_for_selector("#view-title >> text=Users of tenant t02")
+    assert page.locator("#users-table tbody td:first-child").all_inner_texts() == ["user-of-t02"]
+    tab_enter(page, "#own-tenant")
+    page.wait_for_selector("#tenant-bar", state="hidden")
+    page.wait_for_selector("[data-user=ana]")
+    # open user, session
+    tab_enter(page, "[data-user=ana]")
+    page.wait_for_selector("#sessions-table")
+    tab_enter(page, "[data-session=s01]")
+    page.wait_for_selector("#transcript")
+    want = api(env, "GET", "/v1/sessions/s01/messages", params={"user_id": "ana", "page_size": 10}).json()
+    seen = page.locator("#transcript > li").evaluate_all("els => els.map(e => e.dataset.turn)")
+    assert seen == [t["id"] for t in want["results"]]
+    tab_enter(page, "#back-to-user")
+    # fact chain
+    tab_enter(page, "[data-tab=facts]")
+    page.wait_for_selector("#facts")
+    rome = next(f for f in seeded["facts"] if "Rome" in f.text)
+    while not page.locator(f"[data-chain='{rome.id}']").count():
+        tab_enter(page, "nav[aria-label='Facts pages'] [data-pager=next]")
+        page.wait_for_timeout(200)
+    tab_enter(page, f"[data-chain='{rome.id}']")
+    page.wait_for_selector("#chain-table")
+    assert page.locator("#chain-table tbody tr").count() == 3
+    # search
+    tab_enter(page, "[data-view=search]")
+    page.wait_for_selector("#search-form")
+    page.keyboard.type("Where does the user live?")
+    tab_to(page, "#q-user")
+    page.keyboard.type("ana")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#hits-table")
+    hits = api(
+        env,
+        "POST",
+        "/v1/engine/search",
+        json={"query": "Where does the user live?", "k": 20, "user_id": "ana"},
+    ).json()
+    assert page.locator("#hits-table tbody tr td:nth-child(2)").first.inner_text() == hits["results"][0]["id"]
+    # edit + confirm
+    tab_enter(page, "[data-view=users]")
+    page.wait_for_selector("[data-user=ana]")
+    tab_enter(page, "[data-user=ana]")
+    tab_enter(page, "[data-tab=raw]")
+    page.wait_for_selector("#raws")
+    target = page.locator("#raws > li").first.get_attribute("data-raw")
+    tab_enter(page, f"[data-raw='{target}'] [data-detail]")
+    page.wait_for_selector("#edit-form")
+    tab_to(page, "#edit-text")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("typed with the keyboard")
+    tab_enter(page, "#save-edit")
+    page.wait_for_selector("#confirm[open]")
+    tab_enter(page, "#confirm-ok")
+    page.wait_for_selector("#memory-text >> text=typed with the keyboard")
+    assert api(env, "GET", f"/v1/engine/memories/{target}").json()["text"] == "typed with the keyboard"
+    # delete + confirm
+    tab_enter(page, "#delete-memory")
+    page.wait_for_selector("#confirm[open]")
+    tab_enter(page, "#confirm-ok")
+    page.wait_for_selector("#deleted")
+    assert api(env, "GET", f"/v1/engine/memories/{target}").status_code == 404
+    # erase + confirm
+    tab_enter(page, "[data-view=users]")
+    page.wait_for_selector("#users-table")
+    while not page.locator("[data-user=u08]").count():
+        tab_enter(page, "nav[aria-label='Users pages'] [data-pager=next]")
+        page.wait_for_timeout(200)
+    tab_enter(page, "[data-user=u08]")
+    tab_enter(page, "[data-tab=erase]")
+    tab_enter(page, "#erase-user")
+    page.wait_for_selector("#confirm-input")
+    page.keyboard.type("u08")  # the dialog focuses its input
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#erase-result dl")
+    assert api(env, "GET", "/v1/users/u08/sessions").json()["count"] == 0
+    # jobs: next page and a status filter
+    tab_enter(page, "[data-view=jobs]")
+    page.wait_for_selector("#jobs-table tbody tr")
+    tab_enter(page, "nav[aria-label='Jobs pages'] [data-pager=next]")
+    page.wait_for_selector("nav[aria-label='Jobs pages'] >> text=Page 2 of")
+    tab_enter(page, "[data-job-status=failed]")
+    page.wait_for_selector("[data-job-status=failed][aria-pressed=true]")
+    assert {r[1] for r in _job_rows(page)} == {"failed"}
+    assert page.watch.dialogs == [] and page.watch.offsite == []

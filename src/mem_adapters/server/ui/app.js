@@ -7,8 +7,11 @@
 (() => {
   const TOKEN_KEY = "mem-adapters-token";
   const SIZE_KEY = "mem-adapters-page-size";
+  const TENANT_KEY = "mem-adapters-tenant";
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const state = { jobs: [] };
+  const JOB_STATES = ["pending", "running", "done", "failed"];
+  // tenant: the tenant an admin picked (sent as ?tenant_id=; null: the credential's own).
+  const state = { looked: [], jobStatus: null, tenant: sessionStorage.getItem(TENANT_KEY) };
 
   // ------------------------------------------------------------------ DOM helpers
 
@@ -111,7 +114,8 @@
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const r = await fetch(path, {
+    const url = state.tenant ? `${path}${path.includes("?") ? "&" : "?"}tenant_id=${enc(state.tenant)}` : path;
+    const r = await fetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -136,6 +140,7 @@
 
   /** Run an async render; show its failure as text in the status line. */
   async function guarded(fn) {
+    const key = focusKey(document.activeElement);
     try {
       setStatus("Loading…");
       await fn();
@@ -143,6 +148,28 @@
     } catch (e) {
       setStatus(e instanceof ApiFailure ? e.message : `Error: ${e.message}`, true);
     }
+    restoreFocus(key);
+  }
+
+  /** A selector that finds a control again after its view was drawn anew (id or data-* attributes). */
+  function focusKey(el) {
+    if (!el || el === document.body || !(el instanceof HTMLElement)) return null;
+    if (el.id) return `#${CSS.escape(el.id)}`;
+    const attrs = Object.entries(el.dataset).map(([k, v]) => `[data-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${CSS.escape(v)}"]`);
+    if (!attrs.length) return null;
+    const nav = el.closest("nav[aria-label]");
+    return `${nav ? `nav[aria-label="${CSS.escape(nav.getAttribute("aria-label"))}"] ` : ""}${el.tagName.toLowerCase()}${attrs.join("")}`;
+  }
+
+  /** Keyboard users keep their place: when the focused control was redrawn, focus its new copy
+   * (a pager's Next stays on Next), else the view's title. */
+  function restoreFocus(key) {
+    const cur = document.activeElement;
+    if (cur && cur !== document.body && document.contains(cur)) return;
+    if (document.getElementById("confirm").open) return;
+    const again = key ? document.querySelector(key) : null;
+    const target = again && !again.disabled ? again : document.getElementById("view-title");
+    if (target) target.focus();
   }
 
   // ------------------------------------------------------------------ confirm dialog
@@ -189,17 +216,49 @@
     const chunk = slice(got.tenants, page);
     show(
       "Tenants",
-      h("p", { class: "muted" }, "Every tenant of the store (needs an admin token). This token reads its own tenant."),
-      table(["Tenant"], chunk.results.map((t) => [h("span", { class: "text" }, t)]), { id: "tenants-table" }),
+      h("p", { class: "muted" }, "Every tenant of the store (needs an admin token). Open one to read its users, sessions, memories and jobs."),
+      table(
+        ["Tenant", ""],
+        chunk.results.map((t) => [
+          h("span", { class: "text" }, t),
+          button(t === state.tenant ? "Open (current)" : "Open", () => guarded(() => switchTenant(t)), { "data-tenant": t }),
+        ]),
+        { id: "tenants-table" },
+      ),
       pager("Tenants", page, chunk, (p) => guarded(() => tenantsView(p))),
     );
     mark("tenants");
   }
 
+  /** Read another tenant (admin): every request then carries ?tenant_id=; null: the token's own. */
+  async function switchTenant(tenant) {
+    state.tenant = tenant;
+    if (tenant === null) sessionStorage.removeItem(TENANT_KEY);
+    else sessionStorage.setItem(TENANT_KEY, tenant);
+    tenantBar();
+    await usersView();
+  }
+
+  function tenantBar() {
+    const bar = document.getElementById("tenant-bar");
+    if (state.tenant === null) {
+      bar.replaceChildren();
+      bar.hidden = true;
+      return;
+    }
+    bar.hidden = false;
+    bar.replaceChildren(
+      "Reading tenant ",
+      h("strong", { id: "current-tenant", class: "text" }, state.tenant),
+      " (admin) ",
+      button("Back to own tenant", () => guarded(() => switchTenant(null)), { id: "own-tenant" }),
+    );
+  }
+
   async function usersView(page = 1) {
     const got = await api("GET", `/v1/users?${qs({ page, page_size: pageSize() })}`);
     show(
-      "Users",
+      state.tenant === null ? "Users" : `Users of tenant ${state.tenant}`,
       table(
         ["User", "Turns", "Memories", "Sessions", "First", "Last", ""],
         got.results.map((u) => [
@@ -270,7 +329,7 @@
     const start = (page - 1) * pageSize() + 1;
     show(
       `Transcript of ${session}`,
-      h("div", { class: "row" }, button("Back to user", () => guarded(() => userView(user)))),
+      h("div", { class: "row" }, button("Back to user", () => guarded(() => userView(user)), { id: "back-to-user" })),
       h(
         "ol",
         { id: "transcript", start: String(start) },
@@ -653,23 +712,49 @@
     );
   }
 
-  function jobsView() {
+  const JOB_COLUMNS = ["Job", "Status", "User", "Session", "Turns", "Attempts", "Error", "Created", "Finished"];
+
+  function jobRow(j) {
+    return [
+      h("span", { class: "text" }, j.job_id),
+      h("strong", { class: `job-${j.status}` }, j.status),
+      h("span", { class: "text" }, text(j.user_id)),
+      h("span", { class: "text" }, text(j.session_id)),
+      String(j.turn_count === undefined ? j.turn_ids.length : j.turn_count),
+      String(j.attempts),
+      h("span", { class: "text job-error" }, text(j.error)),
+      text(j.created_at),
+      text(j.finished_at),
+    ];
+  }
+
+  /** The tenant's jobs, newest first (GET /v1/jobs), with a status filter and a lookup by id. */
+  async function jobsView(page = 1) {
+    const params = { page, page_size: pageSize(), status: state.jobStatus };
+    const got = await api("GET", `/v1/jobs?${qs(params)}`);
     const input = h("input", { id: "job-id", type: "text", spellcheck: "false" });
-    const rows = h("div", { id: "jobs" });
-    const render = (page) => {
-      const chunk = slice(state.jobs, page);
-      rows.replaceChildren(
-        table(
-          ["Job", "Status", "Attempts", "Error", "Session", "Turns", "Created", "Finished"],
-          chunk.results.map((j) => [h("span", { class: "text" }, j.job_id), h("strong", { class: `job-${j.status}` }, j.status), String(j.attempts), h("span", { class: "text" }, text(j.error)), h("span", { class: "text" }, text(j.session_id)), String(j.turn_ids.length), text(j.created_at), text(j.finished_at)]),
-          { id: "jobs-table" },
-        ),
-        pager("Jobs", page, chunk, render),
+    const looked = h("div", { id: "job-lookup" });
+    const renderLooked = () =>
+      looked.replaceChildren(
+        state.looked.length ? table(JOB_COLUMNS, state.looked.map(jobRow), { id: "looked-up-jobs" }) : "",
       );
-    };
+    renderLooked();
+    const filters = [[null, "All"], ...JOB_STATES.map((x) => [x, x])].map(([value, label]) =>
+      button(label, () => {
+        state.jobStatus = value;
+        return guarded(() => jobsView(1));
+      }, {
+        "data-job-status": value === null ? "all" : value,
+        "aria-pressed": state.jobStatus === value ? "true" : "false",
+        class: state.jobStatus === value ? "active" : null,
+      }),
+    );
     show(
       "Enrichment jobs",
-      h("p", { class: "muted" }, "Look up a job by the passive_job_id a write returned."),
+      h("div", { class: "tabs", role: "group", "aria-label": "Job status filter" }, "Status: ", filters),
+      table(JOB_COLUMNS, got.results.map(jobRow), { id: "jobs-table" }),
+      pager("Jobs", page, got, (p) => guarded(() => jobsView(p))),
+      h("h3", {}, "Look up a job"),
       h(
         "form",
         {
@@ -678,22 +763,26 @@
             ev.preventDefault();
             guarded(async () => {
               const j = await api("GET", `/v1/jobs/${enc(input.value.trim())}`);
-              state.jobs = [j, ...state.jobs.filter((x) => x.job_id !== j.job_id)];
-              render(1);
+              state.looked = [j, ...state.looked.filter((x) => x.job_id !== j.job_id)].slice(0, 20);
+              renderLooked();
             });
           },
         },
-        h("div", { class: "row" }, h("label", { for: "job-id" }, "Job id"), input, h("button", { type: "submit", id: "lookup-job" }, "Look up")),
+        h("div", { class: "row" }, h("label", { for: "job-id" }, "Job id (a write's passive_job_id)"), input, h("button", { type: "submit", id: "lookup-job" }, "Look up")),
       ),
-      rows,
+      looked,
     );
-    render(1);
     mark("jobs");
   }
 
   // ------------------------------------------------------------------ start
 
-  const VIEWS = { tenants: () => guarded(() => tenantsView()), users: () => guarded(() => usersView()), search: searchView, jobs: jobsView };
+  const VIEWS = {
+    tenants: () => guarded(() => tenantsView()),
+    users: () => guarded(() => usersView()),
+    search: searchView,
+    jobs: () => guarded(() => jobsView()),
+  };
 
   function start() {
     const form = document.getElementById("auth-form");
@@ -701,15 +790,22 @@
     const size = document.getElementById("page-size");
     size.value = String(pageSize());
     size.addEventListener("change", () => sessionStorage.setItem(SIZE_KEY, size.value));
+    tenantBar();
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const t = tokenInput.value.trim();
       if (t) sessionStorage.setItem(TOKEN_KEY, t);
       tokenInput.value = "";
+      state.tenant = null; // a new token reads its own tenant until its admin picks another
+      sessionStorage.removeItem(TENANT_KEY);
+      tenantBar();
       guarded(() => usersView());
     });
     document.getElementById("forget").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
+      sessionStorage.removeItem(TENANT_KEY);
+      state.tenant = null;
+      tenantBar();
       setStatus("Token forgotten");
     });
     for (const b of document.querySelectorAll("nav[aria-label=Views] button")) {
