@@ -236,3 +236,19 @@ def test_job_list_bad_parameters_are_422(srv, params):
     r = get(srv, "acme", "/v1/jobs", **params)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"]
+
+
+def test_client_list_jobs_mirrors_the_route(srv):
+    from mem_adapters.client import MemoryClient
+    from mem_adapters.client.errors import PermissionDeniedError
+    from mem_adapters.enrichment.job_list import JobPage
+
+    key = srv.creds["globex_key"]["X-API-Key"]
+    with MemoryClient(srv.url, api_key=key) as c:
+        got = c.list_jobs(1, 2)
+        assert isinstance(got, JobPage) and got.count == len(srv.listed["globex"])
+        assert [j.job_id for j in got.results] == [j["job_id"] for j in srv.listed["globex"][:2]]
+        assert c.list_jobs(status="failed").results[0].job_id == srv.jobs["globex"][-1]
+        assert c.list_jobs(tenant_id="globex").count == got.count
+        with pytest.raises(PermissionDeniedError, match="tenant"):
+            c.list_jobs(tenant_id="acme")
