@@ -20,8 +20,23 @@ from .base import (
     _require_str,
     _scope_where,
 )
+from .writes import PASSIVE_STATUS
 
 logger = logging.getLogger(__name__)
+
+
+def _names_status(where: Any) -> bool:
+    """Whether a translated ``where`` clause constrains the ``status`` field anywhere."""
+    if isinstance(where, dict):
+        return any(k == "status" or _names_status(v) for k, v in where.items())
+    if isinstance(where, list):
+        return any(_names_status(w) for w in where)
+    return False
+
+
+def _not_passive(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Rows without the turns stored with ``write_active=False`` (status ``"passive"``)."""
+    return [r for r in rows if r[1].get("status") != PASSIVE_STATUS]
 
 
 class ReadsMixin(EngineBase):
@@ -29,6 +44,10 @@ class ReadsMixin(EngineBase):
 
     async def get(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> MemoryItem:
         """One memory by id, looked up inside ``tenant_id`` only.
+
+        A turn stored with ``remember(write_active=False)`` (status ``"passive"``) is found
+        by its id, like any record (its facts cite it as their source), although
+        :meth:`list`, :meth:`get_messages` and search never return it.
 
         Raises:
             NotFoundError: unknown (or expired) id in this tenant.
@@ -39,7 +58,7 @@ class ReadsMixin(EngineBase):
         return rec.to_item(memory_id, text, md)
 
     async def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
-        """Memories by id, in the given order; unknown ids are skipped.
+        """Memories by id, in the given order; unknown ids are skipped (passive turns are found).
 
         Raises:
             ValidationError: ``ids`` is not a list of non-empty strings (a bare string is refused).
@@ -64,6 +83,10 @@ class ReadsMixin(EngineBase):
     ) -> Page:
         """List memories in write order, one page at a time.
 
+        Turns stored with ``remember(write_active=False)`` (status ``"passive"``: enrichment
+        input, not memories) are left out unless ``filters`` names ``status`` (then the filter
+        decides: ``{"status": "passive"}`` lists only them); :meth:`get` still finds one by id.
+
         Raises:
             ValidationError: bad page numbers or filters.
         """
@@ -87,6 +110,8 @@ class ReadsMixin(EngineBase):
         order = sorted(
             zip(got["ids"], got["metadatas"], strict=True), key=lambda x: (x[1].get("seq", 0), x[0])
         )
+        if not _names_status(translate(filters)):
+            order = _not_passive(order)
         count = len(order)
         start = (page - 1) * page_size
         page_ids = [i for i, _ in order[start : start + page_size]]
@@ -108,6 +133,9 @@ class ReadsMixin(EngineBase):
         last: bool = False,
     ) -> list[MemoryItem]:
         """A session's turns in exact write order (``seq``).
+
+        Turns stored with ``remember(write_active=False)`` (status ``"passive"``) are never
+        part of a transcript (nor of :meth:`count_turns`).
 
         Args:
             session_id: The transcript.
@@ -142,9 +170,10 @@ class ReadsMixin(EngineBase):
         user_id: str | None = None,
         status: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """``(id, metadata)`` of a session's turns sorted by ``seq``."""
+        """``(id, metadata)`` of a session's transcript turns sorted by ``seq`` (never passive ones)."""
         _require_str("tenant_id", tenant_id)
-        return await (await self.data()).session_turns(tenant_id, session_id, user_id=user_id, status=status)
+        rows = await (await self.data()).session_turns(tenant_id, session_id, user_id=user_id, status=status)
+        return rows if status is not None else _not_passive(rows)
 
     async def count_turns(
         self, session_id: str, *, tenant_id: str = DEFAULT_TENANT, status: str | None = None
@@ -162,7 +191,7 @@ class ReadsMixin(EngineBase):
     async def list_sessions(
         self, *, tenant_id: str = DEFAULT_TENANT, user_id: str | None = None
     ) -> list[str]:
-        """Ids of the sessions that hold turns, ordered by their first turn's ``seq``."""
+        """Ids of the sessions that hold (non-passive) turns, ordered by their first turn's ``seq``."""
         _require_str("tenant_id", tenant_id)
         checks.ids(self.limits, tenant_id=tenant_id, user_id=user_id)
         pair = await self.collections(tenant_id, create=False)
@@ -172,6 +201,8 @@ class ReadsMixin(EngineBase):
         got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
         first: dict[str, int] = {}
         for m in got["metadatas"]:
+            if m.get("status") == PASSIVE_STATUS:
+                continue
             sid = m["session_id"]
             first[sid] = min(first.get(sid, m["seq"]), m["seq"])
         return sorted(first, key=lambda s: (first[s], s))
