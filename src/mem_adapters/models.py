@@ -260,6 +260,16 @@ class EraseReceipt(BaseModel):
     derived: int = 0
     history: int = 0
     jobs: int = 0
+    verified_on_disk: bool | None = Field(
+        default=None,
+        description="Embedded store: whether the erase's own check of the persist folder found no "
+        "residue (see residue_checks); None when not checked (a Chroma server: see note).",
+    )
+    residue_checks: list[str] = Field(
+        default_factory=list, description="What the erase did to the files and what it checked, a line each."
+    )
+    bytes_reclaimed: int = Field(default=0, description="Bytes the SQLite VACUUM gave back.")
+    note: str | None = Field(default=None, description="What is left to an operator (Chroma servers).")
 
     @property
     def total(self) -> int:

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 AUX_VECTOR = [1.0]  # aux records are never searched by vector; Chroma still needs one
 _PREFIX = "ma-"
 STAGING_SUFFIX = "-reembed"  # a tenant's copy while reembed() swaps its memory collection
+REBUILD_SUFFIX = "-rebuild"  # a collection's fresh copy while an erase rebuilds it (data.erasure)
 PAGE = 5000  # records per read: well under Chroma's 32,766 SQL-variable limit
 MAX_OPEN_TENANTS = 256  # collection handles kept open, least recently used let go first
 SCHEMA = 2  # 2: every record carries a revision ("rev"); deletes leave tombstones in aux
@@ -318,6 +319,28 @@ def _with_metadatas(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return {**kwargs, "include": [*include, "metadatas"]}, True
 
 
+def _collection_gone(fn: Callable[..., Any], e: Exception) -> bool:
+    """Whether ``e`` says the collection ``fn`` is a method of no longer exists."""
+    col = getattr(fn, "__self__", None)
+    if col is None or not hasattr(col, "id") or not hasattr(col, "name") or not hasattr(col, "modify"):
+        return False  # a client call, not a collection's
+    kind = type(e).__name__
+    return kind in ("NotFoundError", "InvalidCollectionException") or (
+        type(e).__module__.startswith("chromadb") and "does not exist" in str(e)
+    )
+
+
+def _empty_result(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What a ``get`` or ``query`` of an empty collection returns, in Chroma's shape."""
+    include = list(kwargs.get("include") or ["metadatas", "documents"])
+    keys = ("documents", "metadatas", "embeddings", "distances", "uris", "data")
+    if name == "get":
+        return {"ids": [], "included": include, **{k: ([] if k in include else None) for k in keys}}
+    n = len(kwargs.get("query_embeddings") or [[]])
+    return {"ids": [[] for _ in range(n)], "included": include,
+            **{k: ([[] for _ in range(n)] if k in include else None) for k in keys}}  # fmt: skip
+
+
 def _is_local(client: Any) -> bool:
     """Whether the client runs Chroma inside this process (embedded or ephemeral), not a server."""
     try:
@@ -392,6 +415,8 @@ class ChromaStore:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
             except Exception as e:
+                if _collection_gone(fn, e):
+                    return await self._after_gone(fn, name, args, kwargs, e)
                 error = self._typed(name, e)
                 if error is None:
                     raise
@@ -402,6 +427,35 @@ class ChromaStore:
                     continue
                 raise error from e
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _after_gone(
+        self, fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any], e: Exception
+    ) -> Any:
+        """A call on a collection that was dropped meanwhile (an erase here or in another process).
+
+        Cached handles of it are let go. If a collection of that name exists again (an erase
+        rebuilt it, or the tenant was written again) the call is made on it; if not, the tenant
+        was erased: a read finds nothing, a write raises (the next one creates the tenant).
+
+        Raises:
+            StoreError: a write to a collection that no longer exists.
+        """
+        col = fn.__self__  # type: ignore[attr-defined]
+        gone_id = str(col.id)
+        for tenant_id, pair in list(self._cache.items()):
+            if gone_id in (pair[0].id, pair[1].id):
+                del self._cache[tenant_id]
+        fresh = await self._find(col.name)
+        if fresh is not None and str(fresh.id) != gone_id:
+            logger.debug("collection %s was replaced; %s made on the new one", col.name, name)
+            return await self._run(getattr(fresh, name), *args, **kwargs)
+        if name == "count":
+            return 0
+        if name in ("get", "query"):
+            return _empty_result(name, kwargs)
+        raise StoreError(
+            f"Chroma call {name} failed: collection {col.name} was dropped meanwhile: {e}"
+        ) from e
 
     def _typed(self, name: str, e: Exception) -> StoreError | None:
         """The typed error for a failed call, or ``None`` to let ``e`` through unchanged."""
@@ -458,6 +512,8 @@ class ChromaStore:
             # One lookup by name: listing every collection would cost O(tenants) per open.
             mem = await self._find(mem_name)
             if mem is None:
+                mem = await self._recover_rebuild(mem_name)
+            if mem is None:
                 names = set(await self.list_collection_names())
                 if f"{mem_name}{STAGING_SUFFIX}" in names:
                     await self._recover_staging(mem_name)
@@ -471,6 +527,8 @@ class ChromaStore:
                     embedding_function=None,
                 )
             self.check_embedder(tenant_id, dict(mem.metadata or {}))
+            if await self._find(aux_name) is None:  # an erase died mid-swap of the aux collection
+                await self._recover_rebuild(aux_name)
             aux = await self._run(
                 self.client.get_or_create_collection,
                 aux_name,
@@ -514,6 +572,84 @@ class ChromaStore:
             vectors = [list(map(float, v)) for v in got["embeddings"]]
             await target.upsert(list(got["ids"]), vectors, list(got["documents"]), list(got["metadatas"]))
         await self.delete_raw(f"{mem_name}{STAGING_SUFFIX}")
+
+    async def _recover_rebuild(self, name: str) -> Any:
+        """Finish a rebuild that died after dropping ``name``: its fresh copy is whole; rename it.
+
+        Returns the renamed collection, or ``None`` when there is no copy to recover.
+        """
+        copy = await self._find(f"{name}{REBUILD_SUFFIX}")
+        if copy is None:
+            return None
+        logger.warning("recovering %s from the copy an interrupted erase left (%s)", name, copy.name)
+        await self._run(copy.modify, name=name)
+        return await self._find(name)
+
+    def persist_path(self) -> str | None:
+        """The folder of an embedded (``PersistentClient``) store; ``None`` for a server or in-memory."""
+        if not self.local:
+            return None
+        try:
+            settings = self.client.get_settings()
+        except Exception:
+            return None
+        if not getattr(settings, "is_persistent", False):
+            return None
+        return str(settings.persist_directory)
+
+    async def collection_id(self, name: str) -> str | None:
+        """Chroma's id of the collection named ``name``, or ``None`` if there is none."""
+        col = await self._find(name)
+        return None if col is None else str(col.id)
+
+    async def rebuild(self, name: str) -> tuple[str | None, int]:
+        """Copy a collection into a fresh one and swap it in; returns ``(old id, records copied)``.
+
+        Chroma never rewrites what it once wrote for a collection: deleted records stay in its
+        HNSW files (vectors marked deleted) until the collection is dropped. The copy holds only
+        the live records, read page by page with their embeddings and written to
+        ``<name>-rebuild``; once its count matches, the old collection is dropped and the copy
+        renamed. A crash before the drop leaves the old collection whole (the next rebuild
+        drops the stale copy first); a crash after it is finished by :meth:`open`, which
+        renames the copy. The caller must keep other writers of the collection out meanwhile
+        (embedded stores: one process, see :mod:`.lock`).
+
+        Raises:
+            StoreError: the copy does not hold every record (nothing is dropped then).
+        """
+        tmp_name = f"{name}{REBUILD_SUFFIX}"
+        old = await self._find(name)
+        if old is None:
+            await self._recover_rebuild(name)
+            return None, 0
+        await self.delete_raw(tmp_name)  # a copy left by an erase killed before its swap
+        limit = await self._batch_limit()
+        meta = dict(old.metadata or {})
+        config: dict[str, Any] = {"hnsw": {"space": "cosine"}} if meta.get("ma_role") != "aux" else {}
+        created = await self._run(
+            self.client.get_or_create_collection,
+            tmp_name,
+            metadata=meta or None,
+            configuration=config or None,
+            embedding_function=None,
+        )
+        src, dst = Collection(old, self._run, limit), Collection(created, self._run, limit)
+        copied = 0
+        async for got in src.pages(include=["documents", "metadatas", "embeddings"]):
+            ids = list(got["ids"])
+            if not ids:
+                continue
+            vectors = [list(map(float, v)) for v in got["embeddings"]]
+            docs = [d if d is not None else "" for d in got["documents"]]
+            await dst.upsert(ids, vectors, docs, list(got["metadatas"]))
+            copied += len(ids)
+        have, want = await dst.count(), await src.count()
+        if have != want:
+            raise StoreError(f"rebuilding {name}: the copy holds {have} of {want} records; nothing dropped")
+        self._cache.clear()  # handles of the old collection must not be used again
+        await self._run(self.client.delete_collection, name)
+        await self._run(created.modify, name=name)
+        return str(old.id), copied
 
     async def get_raw(self, name: str) -> Collection:
         """Open an existing collection by name without the embedder check (migrations)."""

@@ -38,6 +38,7 @@ from ..models import MemoryItem
 from . import txn as txn_mod
 from .chroma import AUX_VECTOR, ChromaStore, Collection
 from .clock import RevisionClock, SeqClock
+from .erasure import SAMPLE, Eraser, ErasureReport, Needles, needles_from
 from .partition import Partition
 from .snapshots import MIN_RECORDS, SnapshotStore
 
@@ -252,6 +253,47 @@ class DataLayer:
             self._parts.pop(key, None)
         if self.snapshots is not None:
             self.snapshots.drop(tenant_id, user_id)
+
+    # ------------------------------------------------------------------ erasure
+
+    async def erasure_needles(
+        self, tenant_id: str, mem_ids: Sequence[str], aux_ids: Sequence[str]
+    ) -> Needles:
+        """A sample of the records about to be erased, as the bytes the residue check greps for."""
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return Needles()
+        mem_sample, aux_sample = list(mem_ids)[:SAMPLE], list(aux_ids)[: SAMPLE // 2]
+        got = await pair[0].get(ids=mem_sample, include=["documents", "embeddings"]) if mem_sample else None
+        needles = needles_from(got["ids"], got["documents"], got["embeddings"]) if got else Needles()
+        if aux_sample:  # history rows hold earlier texts (no vectors)
+            more = await pair[1].get(ids=aux_sample, include=["documents"])
+            extra = needles_from(more["ids"], more["documents"], None)
+            needles.ids += extra.ids
+            needles.pairs += extra.pairs
+        return needles
+
+    async def scrub_after_user_erase(self, tenant_id: str, needles: Needles) -> ErasureReport:
+        """After a user's records were deleted: leave nothing of them on disk.
+
+        :class:`~.erasure.Eraser` rebuilds the tenant's collections from the surviving records
+        and scrubs the embedded store's files, then greps them for ``needles`` (from
+        :meth:`erasure_needles`, read before the delete). On a server the report's ``note``
+        says what the operator must run. Tombstones of the deleted records (ids only) tell
+        other processes to drop them. A rerun after a crash finishes the job.
+        """
+        report = await Eraser(self.store).after_user_erase(tenant_id, needles)
+        if self.snapshots is not None and report.records_rebuilt:
+            self.snapshots.drop(tenant_id)  # the rebuild gave the collections new ids: all stale
+        return report
+
+    async def erase_tenant(self, tenant_id: str, mem_ids: list[str], aux_ids: list[str]) -> ErasureReport:
+        """Drop a tenant's collections, partitions and snapshots, leave nothing on disk (embedded)."""
+        needles = await self.erasure_needles(tenant_id, mem_ids, aux_ids)
+        self.drop_tenant(tenant_id)
+        report = await Eraser(self.store).drop_tenant(tenant_id, needles)
+        self.drop_tenant(tenant_id)  # a search meanwhile may have loaded or snapshotted it again
+        return report
 
     # ------------------------------------------------------------------ reads
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from .. import records as rec
 from ..data import STAGING_SUFFIX, collection_names
+from ..data.erasure import ErasureReport
 from ..embeddings import as_embedder
 from ..enrichment import Enricher
 from ..models import (
@@ -37,6 +38,8 @@ class LifecycleMixin(EngineBase):
         receipt = EraseReceipt(tenant_id=tenant_id, user_id=user_id)
         pair = await self.collections(tenant_id, create=False)
         if pair is None:
+            if user_id is None:  # a tenant erase killed midway: what it left goes now
+                self._copy_erasure(receipt, await (await self.data()).erase_tenant(tenant_id, [], []))
             return receipt
         mem, aux = pair
         user_where = {"user_id": user_id} if user_id is not None else None
@@ -62,16 +65,27 @@ class LifecycleMixin(EngineBase):
                 receipt.history += 1
             elif m.get("type") == "job":
                 receipt.jobs += 1
+        data = await self.data()
         if user_id is None:
-            store = await self.store()
-            await store.drop_tenant(tenant_id)
-            (await self.data()).drop_tenant(tenant_id)
+            report = await data.erase_tenant(tenant_id, list(got["ids"]), aux_ids)
         else:
+            needles = await data.erasure_needles(tenant_id, list(got["ids"]), aux_ids)
             await self.delete_records(tenant_id, list(got["ids"]))
             await aux.delete(aux_ids)
             await self._forget_erased_sources(tenant_id, got)
-            (await self.data()).drop_user(tenant_id, user_id)
+            data.drop_user(tenant_id, user_id)
+            # Then the files: collections rebuilt, SQLite scrubbed, checked (see data.erasure).
+            report = await data.scrub_after_user_erase(tenant_id, needles)
+        self._copy_erasure(receipt, report)
         return receipt
+
+    @staticmethod
+    def _copy_erasure(receipt: EraseReceipt, report: ErasureReport) -> None:
+        """What the data layer did to the files and verified, into the receipt."""
+        receipt.verified_on_disk = report.verified_on_disk
+        receipt.residue_checks = list(report.residue_checks)
+        receipt.bytes_reclaimed = report.bytes_reclaimed
+        receipt.note = report.note
 
     async def _forget_erased_sources(self, tenant_id: str, erased: dict[str, Any]) -> int:
         """Other users' derived records fed by the erased records: regenerated or deleted.
