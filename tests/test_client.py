@@ -198,3 +198,80 @@ def test_non_idempotent_update_is_not_retried_after_sending(server, client):
     finally:
         proxy.close()
     assert [h.event for h in client.history(res.active_ids[0])] == ["ADD", "UPDATE"]
+
+
+# ---------------------------------------------------------------------- remember's write options
+
+BERLIN = {"role": "user", "text": "I live in Berlin.", "timestamp": "2024-03-01T10:00:00Z"}
+PARIS = {"role": "user", "text": "I live in Paris.", "timestamp": "2024-01-01T10:00:00Z"}
+
+
+def _cities(page) -> dict:
+    return {f.attributes["value"]: f for f in page.results if f.attributes.get("predicate") == "lives_in"}
+
+
+def test_remember_mode_and_write_options_reach_the_engine(client):
+    user = f"u_{_uid()}"
+    # A backfill written newest first: the later statement stays latest, the older one is
+    # linked into its chain (chat mode leaves it as history only, unlinked).
+    res = client.remember([BERLIN, PARIS], session_id=f"imp_{_uid()}", user_id=user, mode="import")
+    assert res.mode == "import" and len(res.active_ids) == 2
+    job = client.wait(res.passive_job_id, timeout=120)
+    assert job.status == "done" and job.mode == "import"
+    c = _cities(client.list(user_id=user, kinds=["fact"], page_size=1000))
+    assert c["Berlin"].is_latest and not c["Paris"].is_latest
+    assert c["Berlin"].supersedes == c["Paris"].id
+
+    # write_passive=False: stored and searchable, no enrichment job.
+    session = f"np_{_uid()}"
+    res = client.remember([{"role": "user", "text": "I collect vintage stamps"}], session_id=session,
+                          user_id=user, write_passive=False)  # fmt: skip
+    assert res.passive_job_id is None and len(res.active_ids) == 1 and res.passive_ids == []
+    assert client.get(res.active_ids[0]).status == "active"
+    assert [t.id for t in client.get_messages(session)] == res.active_ids
+    assert client.search("stamp collecting", session_id=session, k=1).results[0].id == res.active_ids[0]
+
+    # write_active=False: enrichment input only, out of every transcript and list; by id it is found.
+    session = f"na_{_uid()}"
+    res = client.remember([{"role": "user", "text": "I work as a nurse."}], session_id=session,
+                          user_id=user, write_active=False)  # fmt: skip
+    assert res.active_ids == [] and len(res.passive_ids) == 1 and res.passive_job_id
+    (pid,) = res.passive_ids
+    assert client.wait(res.passive_job_id, timeout=120).status == "done"
+    assert client.get(pid).status == "passive"
+    assert client.get_messages(session) == [] and client.count_turns(session) == 0
+    assert pid not in {i.id for i in client.list(user_id=user, page_size=1000).results}
+    facts = client.list(user_id=user, session_id=session, kinds=["fact"]).results
+    assert facts and all(f.source_ids == [pid] for f in facts)
+
+
+def test_bad_write_options_are_invalid_input_and_write_nothing(client):
+    session = f"bad_{_uid()}"
+    turns = [{"role": "user", "text": "never written"}]
+    for kw, field in [({"write_active": "yes"}, "write_active"), ({"write_passive": 0}, "write_passive"),
+                      ({"mode": "backfill"}, "mode")]:  # fmt: skip
+        with pytest.raises(InvalidInputError) as ie:
+            client.remember(turns, session_id=session, **kw)
+        assert field in (ie.value.field or ""), (kw, ie.value.field)
+    with pytest.raises(engine_errors.ValidationError):
+        client.remember(turns, session_id=session, write_active=False, write_passive=False)
+    assert client.count_turns(session) == 0
+
+
+async def test_async_client_remember_mode_and_write_options(server):
+    user = f"u_{_uid()}"
+    async with AsyncMemoryClient(server.url, token=token()) as ac:
+        res = await ac.remember([BERLIN, PARIS], session_id=f"aimp_{_uid()}", user_id=user, mode="import")
+        assert res.mode == "import"
+        assert (await ac.wait(res.passive_job_id, timeout=120)).mode == "import"
+        c = _cities(await ac.list(user_id=user, kinds=["fact"], page_size=1000))
+        assert c["Berlin"].is_latest and c["Berlin"].supersedes == c["Paris"].id
+        session = f"anp_{_uid()}"
+        res = await ac.remember([{"role": "user", "text": "I play the oboe"}], session_id=session,
+                                user_id=user, write_passive=False)  # fmt: skip
+        assert res.passive_job_id is None and (await ac.get(res.active_ids[0])).status == "active"
+        res = await ac.remember([{"role": "user", "text": "I drive a red van."}], session_id=session,
+                                user_id=user, write_active=False)  # fmt: skip
+        assert res.active_ids == [] and res.passive_job_id
+        await ac.wait(res.passive_job_id, timeout=120)
+        assert [t.text for t in await ac.get_messages(session)] == ["I play the oboe"]

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from ...models import MemoryItem, Page, SearchResult, Turn, WriteResult
+from ...models import MemoryItem, Page, SearchResult, Turn, WriteMode, WriteResult
 from ..deps import Caller, Engine
 from ..errors import ERROR_RESPONSES
 from ..settings import DEFAULT_SESSION
@@ -63,6 +63,13 @@ class RememberRequest(_Scoped):
     sub_session_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     status: Literal["active", "archived"] = "active"
+    mode: WriteMode = Field(
+        default="chat", description="import: a backfill (supersession by event time, no auto episode close)."
+    )
+    write_active: StrictBool = Field(
+        default=True, description="false: enrichment input only (status passive, never listed or searched)."
+    )
+    write_passive: StrictBool = Field(default=True, description="false: stored, never enriched.")
 
 
 class SearchRequest(_Scoped):
@@ -102,7 +109,11 @@ def _scope(body: _Scoped) -> dict[str, Any]:
 
 @router.post("/remember", response_model=WriteResult)
 async def remember(body: RememberRequest, caller: Caller, engine: Engine) -> WriteResult:
-    """Write turns (the session defaults to the token's, else ``"default-session"``)."""
+    """Write turns (the session defaults to the token's, else ``"default-session"``).
+
+    ``mode``, ``write_active`` and ``write_passive`` are the engine's (see ``remember``): both
+    write options false is a 422.
+    """
     tenant = caller.tenant(body.tenant_id)
     scope = _scope(body)
     scope["session_id"] = scope["session_id"] or caller.session_id or DEFAULT_SESSION
@@ -113,6 +124,9 @@ async def remember(body: RememberRequest, caller: Caller, engine: Engine) -> Wri
         sub_session_id=body.sub_session_id,
         metadata=body.metadata,
         status=body.status,
+        mode=body.mode,
+        write_active=body.write_active,
+        write_passive=body.write_passive,
         **scope,
     )
 
