@@ -176,6 +176,58 @@ async def test_catch_up_reads_only_what_changed(tmp_path):
         await b.aclose()
 
 
+class _CountingGets:
+    """The real collection, counting its ``get`` calls (a catch-up read is one or more)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.gets = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.gets += 1
+        return self.inner.get(*args, **kwargs)
+
+
+async def test_sole_writer_process_skips_the_catch_up_read_until_something_is_written(tmp_path):
+    """Holding the folder's lock, searches read nothing from Chroma while no engine writes."""
+    import chromadb
+
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    c = AsyncMemoryEngine(client=chromadb.PersistentClient(path=str(path)), embedder=HashEmbedder())
+    try:
+        await a.remember(_turns("quiet", 30), session_id="s", user_id="u")
+        await a.search("quiet note", user_id="u")
+        mem, aux = await a.collections("default")
+        spy_mem, spy_aux = _CountingGets(mem.inner), _CountingGets(aux.inner)
+        mem.inner, aux.inner = spy_mem, spy_aux
+        for _ in range(5):
+            assert (await a.search("quiet note", user_id="u")).results
+        assert spy_mem.gets == 0 and spy_aux.gets == 0
+        # Another engine of this process writes (through the lock, or an injected client of
+        # the same folder): the next search reads what changed and finds it.
+        for k, writer in enumerate((b, c)):
+            w = await writer.remember(_turns(f"loud{k}", 2, day=3), session_id=f"s{k}", user_id="u")
+            res = await a.search(f"loud{k} note", user_id="u", k=5)
+            assert set(w.active_ids) <= set((await (await a.data()).partition("default", "u")).row_of)
+            assert set(w.active_ids) & {r.id for r in res.results}
+            assert spy_mem.gets > 0
+            spy_mem.gets = spy_aux.gets = 0
+            await a.search("quiet note", user_id="u")
+            assert spy_mem.gets == 0 and spy_aux.gets == 0
+        deleted = w.active_ids[0]
+        await c.delete(deleted)
+        await a.search("loud1 note", user_id="u")
+        assert deleted not in (await (await a.data()).partition("default", "u")).row_of
+    finally:
+        await a.aclose()
+        await b.aclose()
+        await c.aclose()
+
+
 async def test_deletes_leave_id_only_tombstones_and_reach_other_processes(tmp_path):
     path = tmp_path / "s"
     a = AsyncMemoryEngine(path, embedder=HashEmbedder())

@@ -48,6 +48,7 @@ def collection_names(tenant_id: str) -> tuple[str, str]:
 # Idempotent writes, retried after a transport failure: upserts carry content-hash or caller
 # ids, deletes and metadata updates set values, get_or_create opens the same collection.
 RETRIED_CALLS = frozenset({"upsert", "update", "delete", "get_or_create_collection"})
+WRITE_CALLS = frozenset({"add", "upsert", "update", "delete", "modify", "delete_collection"})
 _SERVER_DOWN = ("could not connect", "are you sure it is running")
 
 
@@ -372,6 +373,8 @@ class ChromaStore:
         dimension: Vector length stored with each memory collection.
         limits: Retry settings (``write_retries``, ``retry_backoff``); default
             :data:`mem_adapters.limits.DEFAULT_LIMITS`.
+        on_write: Called after every write call (done or failed: a failed one may have
+            written part); the data layer counts its process's writes with it.
     """
 
     def __init__(
@@ -382,8 +385,10 @@ class ChromaStore:
         dimension: int,
         *,
         limits: Limits | None = None,
+        on_write: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
+        self.on_write = on_write
         self.limits = limits or DEFAULT_LIMITS
         self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
         self.local = _is_local(client)
@@ -411,10 +416,16 @@ class ChromaStore:
         for attempt in range(retries + 1):
             try:
                 if self.is_async:
-                    return await fn(*args, **kwargs)
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+                    out = await fn(*args, **kwargs)
+                else:
+                    loop = asyncio.get_running_loop()
+                    out = await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+                if name in WRITE_CALLS and self.on_write is not None:
+                    self.on_write()
+                return out
             except Exception as e:
+                if name in WRITE_CALLS and self.on_write is not None:
+                    self.on_write()
                 if _collection_gone(fn, e):
                     return await self._after_gone(fn, name, args, kwargs, e)
                 error = self._typed(name, e)

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from . import txn as txn_mod
 from .chroma import AUX_VECTOR, ChromaStore, Collection
 from .clock import RevisionClock, SeqClock
 from .erasure import SAMPLE, Eraser, ErasureReport, Needles, needles_from
+from .lock import StoreLock
 from .partition import Partition
 from .snapshots import MIN_RECORDS, SnapshotStore
 
@@ -70,6 +72,9 @@ class DataLayer:
         snapshots: Where derived snapshots of large partitions are kept (``None``: nowhere).
         embed: Coroutine function embedding record texts (used when a write brings no vectors).
         seq: The process's write-order clock.
+        exclusive: The store folder's lock when this process holds it (embedded store): no
+            other process writes then, so a partition caught up since this process's last
+            write (:func:`mem_adapters.data.lock.write_generation`) skips the catch-up read.
     """
 
     def __init__(
@@ -82,8 +87,12 @@ class DataLayer:
         snapshots: SnapshotStore | None = None,
         embed: Callable[[list[str]], Awaitable[list[list[float]]]] | None = None,
         seq: SeqClock | None = None,
+        exclusive: StoreLock | None = None,
     ) -> None:
         self.store = store
+        self._exclusive = exclusive
+        # Partition -> this process's write count when its last catch-up read started.
+        self._current_at: weakref.WeakKeyDictionary[Partition, int] = weakref.WeakKeyDictionary()
         self._embed = embed
         self.seq = seq or SeqClock()
         self.snapshots = snapshots
@@ -485,6 +494,19 @@ class DataLayer:
 
     async def _catch_up(self, part: Partition) -> None:
         """Apply what other processes changed in the partition's scope since its watermark."""
+        lock = self._exclusive
+        generation = None
+        if lock is not None and lock.exclusive:
+            # Read before the catch-up read: a write counted later forces the next one.
+            generation = lock.generation
+            if self._current_at.get(part) == generation:
+                return  # nothing was written to the folder since this partition was current
+        await self._catch_up_read(part)
+        if generation is not None:
+            self._current_at[part] = generation
+
+    async def _catch_up_read(self, part: Partition) -> None:
+        """Read what changed since the partition's watermark from Chroma and apply it."""
         tenant_id, user_id = part.key
         pair = await self.store.open(tenant_id, create=False)
         if pair is None:

@@ -34,6 +34,10 @@ LOCK_NAME = ".mem_adapters.lock"
 
 _mutex = threading.Lock()
 _held: dict[str, list[int]] = {}  # real path of the folder -> [fd, holders in this process]
+# Real path of the folder -> writes to it by this process. While this process holds the flock
+# no other process writes the folder, so a partition caught up at generation g is current as
+# long as the count is still g: searches skip the catch-up read from Chroma (issue #10).
+_writes: dict[str, int] = {}
 
 
 def _read_pid(fd: int) -> int | None:
@@ -80,6 +84,16 @@ class StoreLock:
             _held[self.key] = [fd, 1]
             logger.debug("locked store %s (pid %d)", self.key, os.getpid())
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether this process is the folder's only writer (an OS lock is held; not on Windows)."""
+        return fcntl is not None and not self._released
+
+    @property
+    def generation(self) -> int:
+        """How many writes this process has made to the folder (through any of its engines)."""
+        return write_generation(self.key)
+
     def release(self) -> None:
         """Give this share back; the last one in the process unlocks the folder. Idempotent."""
         with _mutex:
@@ -97,3 +111,23 @@ class StoreLock:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)  # no pid left behind for the next reader
             os.close(fd)  # closing the file releases the flock
+
+
+def folder_key(path: str | os.PathLike[str]) -> str:
+    """The key a folder's lock and write count go by (its real path)."""
+    return str(Path(path).resolve())
+
+
+def count_write(key: str) -> None:
+    """Count one write by this process to the folder ``key`` (:func:`folder_key`).
+
+    Every engine of the process writing through an embedded client counts, whether it holds the
+    lock or was given a ``PersistentClient`` of the same folder.
+    """
+    with _mutex:
+        _writes[key] = _writes.get(key, 0) + 1
+
+
+def write_generation(key: str) -> int:
+    """How many writes this process has counted to the folder ``key``."""
+    return _writes.get(key, 0)

@@ -9,13 +9,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..data import ChromaStore, Collection, DataLayer
 from ..data.chroma import async_http_client
 from ..data.clock import SeqClock
-from ..data.lock import StoreLock
+from ..data.lock import StoreLock, count_write, folder_key
 from ..data.snapshots import SnapshotStore
 from ..embeddings import as_embedder, count_tokens
 from ..enrichment import Enricher
@@ -150,8 +151,14 @@ class EngineBase:
                     if client is None:  # timeouts set, TransportError if the server is down
                         client = await async_http_client(self._host, self._port, self.limits)
                         self._client = client
+                    folder = _local_folder(client)
                     store = ChromaStore(
-                        client, self._io, self.embedder.identity, self.embedder.dimension, limits=self.limits
+                        client,
+                        self._io,
+                        self.embedder.identity,
+                        self.embedder.dimension,
+                        limits=self.limits,
+                        on_write=partial(count_write, folder) if folder is not None else None,
                     )
                     self._data = DataLayer(
                         store,
@@ -160,6 +167,7 @@ class EngineBase:
                         snapshots=self._snapshots,
                         embed=self.embed,
                         seq=self._seq,
+                        exclusive=self._lock,
                     )
                     self.retriever.data = self._data
                     self._store = store
@@ -274,3 +282,17 @@ class EngineBase:
         if found is None:
             raise NotFoundError(f"no memory {memory_id!r} in tenant {tenant_id!r}")
         return found
+
+
+def _local_folder(client: Any) -> str | None:
+    """The folder of an embedded ``PersistentClient`` (its writes are counted), else ``None``."""
+    try:
+        settings = client.get_settings()
+    except Exception:  # a server or async client: nothing to count
+        return None
+    impl = str(getattr(settings, "chroma_api_impl", ""))
+    if not ("rust" in impl or impl.endswith("segment.SegmentAPI")):
+        return None  # an HTTP client: the server's folder is not ours to count
+    if not getattr(settings, "is_persistent", False) or not getattr(settings, "persist_directory", None):
+        return None
+    return folder_key(settings.persist_directory)
