@@ -233,7 +233,7 @@ class RecordingEnricher:
     def bind(self, engine) -> None:
         self.engine = engine
 
-    async def submit(self, tenant_id: str, session_id: str, turn_ids: list[str]) -> str:
+    async def submit(self, tenant_id: str, session_id: str, turn_ids: list[str], **_: object) -> str:
         self.jobs.append((tenant_id, session_id, list(turn_ids)))
         return f"job-{len(self.jobs)}"
 

@@ -254,4 +254,5 @@ async def test_async_db_chat_store_against_a_chroma_server(chroma_server):
     assert await db_sequence(store) == expected
     assert store.model_dump() == {
         "path": None, "host": host, "port": port, "tenant_id": "li-server", "user_id": None,
+        "service_url": None,
     }  # fmt: skip
