@@ -150,9 +150,11 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
 
     Args:
         session_id: The transcript (engine ``session_id``).
-        engine: A :class:`~mem_adapters.MemoryEngine` (sync and async methods work) or an
-            :class:`~mem_adapters.AsyncMemoryEngine` (async methods only). Built from
-            ``path``/``client``/``engine_kwargs`` when absent.
+        engine: A :class:`~mem_adapters.MemoryEngine` or service
+            :class:`~mem_adapters.client.MemoryClient` (sync and async methods work), or an
+            :class:`~mem_adapters.AsyncMemoryEngine` / ``AsyncMemoryClient`` (async methods
+            only). Built from ``path``/``client``/``engine_kwargs`` when absent (``client``
+            is a chromadb client there).
         user_id: Owner of the turns; reads and :meth:`clear` are then restricted to this
             user's turns.
         agent_id: Agent the conversation is with.
