@@ -53,6 +53,10 @@ def import_(
     Importing is idempotent and resumable: turn ids are content hashes (or hashes of the
     turn's place in its session when it has no timestamp), and export records keep their
     ids, so importing a file again, or rerunning a killed import, writes each record once.
+
+    Conversations are written as a backfill (the engine's mode="import"): facts supersede by
+    the turns' own timestamps whatever the order of the file, and enrichment (--enrich now,
+    or a later enriching engine on the store) closes no episode by itself (end_session does).
     """
     if fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
@@ -95,7 +99,11 @@ def import_(
 
 
 def _write_conversations(engine: Any, store: StoreOptions, parsed: Parsed, batch: int) -> tuple[int, int]:
-    """Write every conversation through ``remember``, ``batch`` turns per call, in file order."""
+    """Write every conversation through ``remember``, ``batch`` turns per call, in file order.
+
+    Always ``mode="import"`` (a backfill): the turns carry it, so whoever enriches them (this
+    import's ``--enrich`` or a later worker finding them pending) orders facts by event time.
+    """
     created = known = 0
     with progress_bar("importing turns", parsed.turns) as advance:
         for conv in parsed.conversations:
@@ -107,6 +115,7 @@ def _write_conversations(engine: Any, store: StoreOptions, parsed: Parsed, batch
                     user_id=conv.user_id,
                     agent_id=conv.agent_id,
                     tenant_id=conv.tenant_id or store.tenant_id,
+                    mode="import",
                 )
                 created += result.created
                 known += result.duplicates
