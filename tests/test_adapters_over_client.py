@@ -100,7 +100,7 @@ def test_the_tenant_is_the_credentials(adapter_service):
         assert MemAdaptersChatMessageHistory("s", engine=stranger).messages == []
 
 
-def test_llama_index_adapters_serialise_the_service_url_and_reconnect(client):
+def test_llama_index_adapters_serialise_the_service_url_and_reconnect(client, adapter_service):
     memory = MemAdaptersMemory.from_defaults(engine=client, user_id="u", session_id="s")
     memory.put(ChatMessage(role="user", content="remember me"))
     data = memory.to_dict()
@@ -110,8 +110,14 @@ def test_llama_index_adapters_serialise_the_service_url_and_reconnect(client):
     restored = MemAdaptersMemory.from_dict(data)
     assert [m.content for m in restored.get_all()] == ["remember me"]
     assert restored.engine is client
+    # A second open client of the same service (perhaps another tenant's): which credential
+    # to use is ambiguous, so a deserialised adapter refuses rather than guess.
+    with client_for(adapter_service) as other:
+        MemAdaptersChatStore(engine=other)
+        with pytest.raises(MemAdaptersError, match="2 open clients"):
+            MemAdaptersMemory.from_dict(data).get_all()
     client.close()
-    with pytest.raises(MemAdaptersError):
+    with pytest.raises(MemAdaptersError, match="no open MemoryClient"):
         MemAdaptersMemory.from_dict(data).get_all()
 
 

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SHARED: dict[tuple[str, ...], MemoryEngine] = {}
-_CLIENTS: dict[str, Any] = {}  # service URL -> the client adapters given it were built with
+# Service URL -> the clients adapters were built with (weak: a dropped client goes away).
+_CLIENTS: dict[str, weakref.WeakSet[Any]] = {}
 _SHARED_LOCK = threading.Lock()
 # Per async engine: {(tenant_id, session_id): asyncio.Lock}. Weak, so closed engines go away.
 _LOCKS: weakref.WeakKeyDictionary[AsyncMemoryEngine, dict[tuple[str, str], asyncio.Lock]] = (
@@ -57,27 +58,27 @@ def _client_view(obj: Any) -> Any:
 
 
 def register_client(client: Any) -> None:
-    """Make ``client`` the one adapters deserialised with its ``service_url`` reconnect to."""
+    """Remember ``client`` as one that adapters deserialised with its ``service_url`` may use."""
     with _SHARED_LOCK:
-        current = _CLIENTS.get(client.base_url)
-        if current is None or _closed(current):
-            _CLIENTS[client.base_url] = client
+        _CLIENTS.setdefault(client.base_url, weakref.WeakSet()).add(client)
 
 
 def shared_client(service_url: str) -> Any:
-    """The live client registered for ``service_url``.
+    """The one open client registered for ``service_url``.
 
     Raises:
-        MemAdaptersError: none (a token cannot be serialised: pass ``engine=`` a client).
+        MemAdaptersError: none, or several (they may hold different tenants' credentials, and
+            a token is never serialised): build the adapter with ``engine=`` a client.
     """
     with _SHARED_LOCK:
-        client = _CLIENTS.get(service_url.rstrip("/"))
-    if client is None or _closed(client):
+        live = [c for c in _CLIENTS.get(service_url.rstrip("/"), ()) if not _closed(c)]
+    if len(live) != 1:
+        what = "no open MemoryClient" if not live else f"{len(live)} open clients (maybe of several tenants)"
         raise MemAdaptersError(
-            f"no open MemoryClient for {service_url} in this process; build the adapter with "
+            f"{what} for {service_url} in this process; build the adapter with "
             "engine=MemoryClient(...) (credentials are not serialised)"
         )
-    return client
+    return live[0]
 
 
 def _key(path: str | os.PathLike[str] | None, host: str | None, port: int) -> tuple[str, ...]:
