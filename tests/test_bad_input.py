@@ -238,8 +238,8 @@ doc("get_many empty list", lambda e: e.get_many([]), lambda r: r == [])
 doc("get_many unknown ids", lambda e: e.get_many(["nope", "nada"]), lambda r: r == [])
 doc(
     "get_many tuple, repeated",
-    lambda e: e.get_many(("mem1", "mem1")),
-    lambda r: [m.id for m in r] == ["mem1"] * 2,
+    lambda e: e.get_many((e.get("mem1").id,) * 2),  # stored ids; "mem1" is the caller's id
+    lambda r: [m.caller_id for m in r] == ["mem1"] * 2,
 )
 doc("delete_many empty", lambda e: e.delete_many([]), lambda r: r == [])
 doc("delete_many unknown", lambda e: e.delete_many(["nope"]), lambda r: r == [])

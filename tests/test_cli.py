@@ -249,7 +249,7 @@ def test_import_reads_every_layout_and_is_idempotent(runner, tmp_path):
     assert [t["role"] for t in as_json(runner, "show", "sg-1", *store)] == ["user", "assistant"]
     assert as_json(runner, "show", "sg-2", *store)[0]["text"] == "I like tea."
     s1 = as_json(runner, "show", "conv-x-s1", "--tenant", "lc", *store)
-    assert [t["id"] for t in s1] == ["conv-x:D1:1", "conv-x:D1:2"]
+    assert [t["caller_id"] for t in s1] == ["conv-x:D1:1", "conv-x:D1:2"]  # ids scoped per session
     assert s1[0]["timestamp"] == "2023-05-08T13:56:00Z" and s1[0]["user_id"] == "conv-x"
     assert s1[1]["metadata"]["image_caption"] == "a photo of a cello" and "cello" in s1[1]["text"]
 
@@ -400,10 +400,12 @@ def test_import_export_import_export_is_byte_identical(tmp_path, embedder):
     mems = [r for r in records if r["record"] == "memory"]
     assert {r["kind"] for r in mems} == {"turn", "raw", "chunk", "fact", "episode"}
     assert {r["tenant_id"] for r in mems} == {"default", "t2"}
-    seats = next(r for r in mems if r["id"] == "seats")
+    seats = next(r for r in mems if r["fields"].get("caller_id") == "seats")  # the caller's memory_id
     assert seats["metadata"] == {"source": "crm", "é": "ü"} and seats["fields"]["expires_at"] < 253402300799.0
     assert any(r["fields"].get("supersedes") for r in mems if r["kind"] == "fact")
-    events = {(r["fields"]["memory_id"], r["fields"]["event"]) for r in records if r["record"] == "history"}
+    events = {
+        (r["fields"].get("caller_id"), r["fields"]["event"]) for r in records if r["record"] == "history"
+    }
     assert {("partner", "ADD"), ("gone", "DELETE")} <= events
     moved_rec = next(r for r in mems if r["text"] == "We moved to Porto last month.")
     assert moved_rec["metadata"] == {"channel": "app", "tags": ["move"]}

@@ -735,7 +735,8 @@ def test_record_message_transcript(engine):
         for role, text in [("user", "hi"), ("assistant", "hello"), ("user", "bye")]
     ]
     msgs = engine.get_messages("conv", tenant_id="acme")
-    assert [m.id for m in msgs] == ids
+    assert [m.caller_id for m in msgs] == ids  # message ids are the turns' caller ids
+    assert engine.get(ids[1], tenant_id="acme").text == "hello"
     assert [m.role for m in msgs] == ["user", "assistant", "user"]
 
 

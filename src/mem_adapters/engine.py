@@ -241,9 +241,9 @@ class MemoryEngine:
         """Store raw text or pairs. See :meth:`AsyncMemoryEngine.add`."""
         return self._run(self._async.add(**kw))
 
-    def get(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> MemoryItem:
-        """One memory. See :meth:`AsyncMemoryEngine.get`."""
-        return self._run(self._async.get(memory_id, tenant_id=tenant_id))
+    def get(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT, **scope: str | None) -> MemoryItem:
+        """One memory, by stored or caller id. See :meth:`AsyncMemoryEngine.get`."""
+        return self._run(self._async.get(memory_id, tenant_id=tenant_id, **scope))
 
     def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
         """Memories by id. See :meth:`AsyncMemoryEngine.get_many`."""
@@ -270,9 +270,11 @@ class MemoryEngine:
         """Delete a memory. See :meth:`AsyncMemoryEngine.delete`."""
         return self._run(self._async.delete(memory_id, tenant_id=tenant_id))
 
-    def history(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[HistoryEntry]:
-        """Versions of a memory. See :meth:`AsyncMemoryEngine.history`."""
-        return self._run(self._async.history(memory_id, tenant_id=tenant_id))
+    def history(
+        self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT, **scope: str | None
+    ) -> list[HistoryEntry]:
+        """Versions of a memory, by stored or caller id. See :meth:`AsyncMemoryEngine.history`."""
+        return self._run(self._async.history(memory_id, tenant_id=tenant_id, **scope))
 
     def get_messages(self, session_id: str, **kw: Any) -> list[MemoryItem]:
         """A session transcript. See :meth:`AsyncMemoryEngine.get_messages`."""

@@ -172,6 +172,11 @@ class AddResult(BaseModel):
     chunks_created: int
     original_chunks: int
     inferred_chunks: int = 0
+    record_id: str | None = Field(
+        default=None,
+        description="The stored id (MemoryItem.id) of the memory; memory_id is the caller's "
+        "id echoed back, or the generated id when none was given (then both are equal).",
+    )
 
 
 class ScoreParts(BaseModel):
@@ -220,6 +225,11 @@ class MemoryItem(BaseModel):
     source_ids: list[str] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(
         default_factory=dict, description="Kind-specific fields (fact subject/predicate...)."
+    )
+    caller_id: str | None = Field(
+        default=None,
+        description="The id the caller gave (a turn's Turn.id, a raw memory's memory_id); "
+        "``id`` is the stored id, scoped so callers' ids never collide.",
     )
     score: float | None = Field(
         default=None, description="Search hits only: the fused ranking value (see ScoreParts.fused)."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,8 +49,12 @@ ENGINE_FIELDS = frozenset(
         "fact_key",
         "superseded_by",
         "superseded_at",
+        "caller_id",
     }
 )
+
+GENERATED_TURN_ID = re.compile(r"t_[0-9a-f]{32}")  # a content hash: the turn had no caller id
+GENERATED_RAW_ID = re.compile(r"mem_[0-9a-f]{32}")  # a raw memory added without a memory_id
 
 
 def epoch(dt: datetime) -> float:
@@ -72,6 +77,23 @@ def stable_id(prefix: str, *parts: Any) -> str:
     """A deterministic id: ``prefix`` + 32 hex chars of sha256 over the JSON of ``parts``."""
     raw = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=str)
     return prefix + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def turn_id(tenant_id: str, sub_tenant_id: Any, user_id: Any, session_id: str, caller_id: str) -> str:
+    """The stored id of a turn the caller gave the id ``caller_id``.
+
+    A caller id is scoped to (tenant, sub-tenant, user, session): the same caller id in two
+    users' or sessions' turns names two turns. The parts are hashed as a JSON list (see
+    :func:`stable_id`), so no delimiter inside an id can make two scopes meet (session
+    ``"a:b"`` with id ``"c"`` and session ``"a"`` with id ``"b:c"`` stay apart). Absent scope
+    levels may be given as ``None`` or ``""`` (both mean absent).
+    """
+    return stable_id("t_", tenant_id, unopt(sub_tenant_id), unopt(user_id), session_id, caller_id)
+
+
+def raw_id(tenant_id: str, sub_tenant_id: Any, user_id: Any, memory_id: str) -> str:
+    """The stored id of a raw memory the caller named ``memory_id`` (scoped per sub-tenant and user)."""
+    return stable_id("r_", tenant_id, unopt(sub_tenant_id), unopt(user_id), memory_id)
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -196,5 +218,6 @@ def to_item(id_: str, text: str | None, md: dict[str, Any], score: float | None 
         parent_id=unopt(md.get("parent_id")),
         source_ids=json.loads(md["source_ids"]) if md.get("source_ids") else [],
         attributes=json.loads(md["attrs"]) if md.get("attrs") else {},
+        caller_id=unopt(md.get("caller_id")),
         score=score,
     )

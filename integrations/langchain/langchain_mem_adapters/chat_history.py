@@ -135,9 +135,10 @@ def decode_item(item: MemoryItem) -> BaseMessage:
         return messages_from_dict([data])[0]
     role = item.role or "user"
     cls = _FALLBACK.get(role)
+    message_id = item.caller_id or item.id  # the caller's id when the turn was given one
     if cls is None:
-        return ChatMessage(role=role, content=item.text, id=item.id)
-    return cls(content=item.text, id=item.id)
+        return ChatMessage(role=role, content=item.text, id=message_id)
+    return cls(content=item.text, id=message_id)
 
 
 class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
@@ -209,23 +210,23 @@ class MemAdaptersChatMessageHistory(ClosableAdapter, BaseChatMessageHistory):
     def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
         now = datetime.now(timezone.utc)
         turns = []
+        first: dict[str, Turn] = {}
         for i, message in enumerate(messages):
             data = encode_message(message, i)
-            if message.id:
-                turn_id = f"lc:{self.session_id}:{message.id}"
-            else:
-                # Without a message id a write is a new message by definition (LangChain appends),
-                # so a fresh id keeps identical messages at any positions, in any process, apart.
-                turn_id = f"lc:{self.session_id}:{uuid.uuid4().hex}"
-            turns.append(
-                Turn(
-                    id=turn_id,
-                    role=role_of(message),
-                    text=searchable_text(message),
-                    timestamp=now,
-                    metadata={MESSAGE_KEY: data, TYPE_KEY: message.type},
-                )
+            # The message id is the caller id: the engine scopes it per tenant, user and session.
+            # Without one a write is a new message by definition (LangChain appends), so a fresh
+            # id keeps identical messages at any positions, in any process, apart.
+            turn_id = message.id or uuid.uuid4().hex
+            turn = Turn(
+                id=turn_id,
+                role=role_of(message),
+                text=searchable_text(message),
+                timestamp=now,
+                metadata={MESSAGE_KEY: data, TYPE_KEY: message.type},
             )
+            if message.id and first.setdefault(message.id, turn) is not turn and first[message.id] == turn:
+                continue  # the same message twice in one batch is stored once (a reused id is refused)
+            turns.append(turn)
         return turns
 
     async def _write(self, aengine: AsyncMemoryEngine, messages: list[BaseMessage]) -> None:

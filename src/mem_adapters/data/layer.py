@@ -54,6 +54,16 @@ LOAD_PAGE = 1000  # records per page when a partition is loaded (bounds the tran
 
 PartitionKey = tuple[str, str | None]
 
+FORMAT = 3
+"""Store format of a tenant (``ma_schema`` of its memory collection): 2 stamped revisions on
+every record; 3 scopes caller ids per user and session (see ``_migrate_caller_ids``)."""
+
+
+def _generated(record_id: str, meta: dict[str, Any]) -> bool:
+    """Whether a format-2 record's id was made by the engine (not a caller's id)."""
+    pattern = rec.GENERATED_TURN_ID if meta.get("kind") == "turn" else rec.GENERATED_RAW_ID
+    return pattern.fullmatch(record_id) is not None
+
 
 def user_of(meta: dict[str, Any]) -> str:
     """The partition a record belongs to: its ``user_id`` as stored (``""`` for none)."""
@@ -111,10 +121,17 @@ class DataLayer:
     async def collections(
         self, tenant_id: str, *, create: bool = True
     ) -> tuple[Collection, Collection] | None:
-        """The tenant's ``(mem, aux)`` collections (``None`` if absent and not ``create``)."""
+        """The tenant's ``(mem, aux)`` collections (``None`` if absent and not ``create``).
+
+        A tenant of an older store format (``ma_schema`` of its memory collection, see
+        :data:`FORMAT`) is migrated on its first open, in place.
+        """
         pair = await self.store.open(tenant_id, create=create)
-        if pair is not None and pair[0].metadata.get("ma_schema", 1) < 2:
-            await self._migrate_revisions(tenant_id, pair)
+        if pair is not None and pair[0].metadata.get("ma_schema", 1) < FORMAT:
+            if pair[0].metadata.get("ma_schema", 1) < 2:
+                await self._migrate_revisions(tenant_id, pair)
+            await self._migrate_caller_ids(tenant_id, pair)
+            pair = await self.store.open(tenant_id, create=False)  # handles with the new format
         return pair
 
     async def mem(self, tenant_id: str) -> Collection:
@@ -134,6 +151,38 @@ class DataLayer:
         await aux.delete(["__generation__"])  # the old whole-tenant staleness token
         self.store.forget(tenant_id)
         logger.info("stamped revisions on %d records of tenant %r (store format 2)", len(ids), tenant_id)
+
+    async def _migrate_caller_ids(self, tenant_id: str, pair: tuple[Collection, Collection]) -> None:
+        """Store format 3: mark the caller ids kept by a format-2 store.
+
+        Format 2 stored a turn given a ``Turn.id`` (a raw memory given a ``memory_id``) under
+        that id itself, tenant-wide; format 3 stores it under an id scoped to its user and
+        session (:func:`mem_adapters.records.turn_id`, :func:`~mem_adapters.records.raw_id`)
+        and keeps the caller's id as ``caller_id``. Old records keep their stored ids (an id
+        map, so nothing that points at them changes: observations, facts' sources, history,
+        jobs); each gets ``caller_id`` = its id when that id is not one the engine makes
+        (``t_`` + 32 hex content hashes, ``mem_`` + 32 hex). Writes resolve a caller id to
+        such a record when its scope matches (see ``ops.writes``), so a re-sent old turn is
+        still a no-op.
+
+        Crash-safe and idempotent: the marks are written in place (no copy held only in
+        memory), records already marked are skipped, and the format is stamped last, so a
+        process killed midway migrates the rest on its next open.
+        """
+        mem, _ = pair
+        got = await mem.get_all(where={"kind": {"$in": ["turn", "raw"]}}, include=["metadatas"])
+        ids = [
+            i
+            for i, m in zip(got["ids"], got["metadatas"], strict=True)
+            if "caller_id" not in m and not _generated(i, m)
+        ]
+        if ids:
+            rev = self.clock.next(len(ids))
+            await mem.update_metadata(ids, [{"caller_id": i, "rev": rev + n} for n, i in enumerate(ids)])
+        await mem.modify_metadata({**mem.metadata, "ma_schema": FORMAT})
+        self.store.forget(tenant_id)
+        if ids:
+            logger.info("marked %d caller ids in tenant %r (store format %d)", len(ids), tenant_id, FORMAT)
 
     # ------------------------------------------------------------------ writes
 
@@ -233,7 +282,7 @@ class DataLayer:
 
     async def purge_tombstones(self, tenant_id: str) -> int:
         """Remove tombstones older than the TTL; returns the count."""
-        pair = await self.store.open(tenant_id, create=False)
+        pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return 0
         horizon = self.clock.now() - int(TOMBSTONE_TTL_S * 1e9)
@@ -308,7 +357,7 @@ class DataLayer:
 
     async def fetch(self, tenant_id: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Live records by id from Chroma: ``{id: (text, metadata)}``."""
-        pair = await self.store.open(tenant_id, create=False) if ids else None
+        pair = await self.collections(tenant_id, create=False) if ids else None
         if pair is None:  # reads never create a tenant
             return {}
         got = await pair[0].get(ids=list(dict.fromkeys(ids)), include=["documents", "metadatas"])
@@ -328,7 +377,7 @@ class DataLayer:
         self, tenant_id: str, session_id: str, *, user_id: str | None = None, status: str | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
         """``(id, metadata)`` of a session's live turns in write order (``seq``, then id)."""
-        pair = await self.store.open(tenant_id, create=False)
+        pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return []
         where = all_of(
@@ -396,7 +445,7 @@ class DataLayer:
 
     async def tenant_size(self, tenant_id: str) -> int:
         """Number of records in a tenant's memory collection (0 if absent)."""
-        pair = await self.store.open(tenant_id, create=False)
+        pair = await self.collections(tenant_id, create=False)
         return 0 if pair is None else await pair[0].count()
 
     async def candidates(
@@ -508,7 +557,7 @@ class DataLayer:
     async def _catch_up_read(self, part: Partition) -> None:
         """Read what changed since the partition's watermark from Chroma and apply it."""
         tenant_id, user_id = part.key
-        pair = await self.store.open(tenant_id, create=False)
+        pair = await self.collections(tenant_id, create=False)
         if pair is None:
             return
         mem, aux = pair
@@ -540,7 +589,7 @@ class DataLayer:
 
     async def _from_snapshot(self, key: PartitionKey) -> Partition | None:
         assert self.snapshots is not None
-        pair = await self.store.open(key[0], create=False)
+        pair = await self.collections(key[0], create=False)
         if pair is None:
             return None
         snaps, ident, cid = self.snapshots, self.store.embedder_identity, pair[0].id
@@ -557,7 +606,7 @@ class DataLayer:
         """Write a large partition's snapshot if it changed since the last one."""
         if self.snapshots is None or len(part) < MIN_RECORDS or self._snapped.get(part.key) == part.version:
             return
-        pair = await self.store.open(part.key[0], create=False)
+        pair = await self.collections(part.key[0], create=False)
         if pair is None:
             return
         key, blob = self.snapshots.dumps(

@@ -39,7 +39,7 @@ COLUMN_FIELDS = frozenset({"kind", "role", "status", *_SCOPE_FIELDS, *_NUM_FIELD
 _INT_FIELDS = frozenset({"seq", "rev", "version"})  # stored as ints in Chroma (float operands truncate)
 # Fields a public item needs that are not columns: kept per row only when present (turns have
 # none of them), so search builds its hits from the partition without reading Chroma again.
-_EXTRA_FIELDS = ("tenant_id", "meta", "attrs", "supersedes", "parent_id", "source_ids")
+_EXTRA_FIELDS = ("tenant_id", "meta", "attrs", "supersedes", "parent_id", "source_ids", "caller_id")
 BM25_K1, BM25_B = 1.2, 0.75
 
 

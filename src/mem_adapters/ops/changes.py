@@ -89,6 +89,7 @@ class ChangesMixin(EngineBase):
         checks.mapping("metadata", metadata)
         if metadata:  # the patch alone must already be encodable (the merge is checked below)
             rec.encode_meta({k: v for k, v in metadata.items() if v is not None}, "metadata", self.limits)
+        memory_id = await self._resolve_id(tenant_id, memory_id)  # type: ignore[attr-defined]
         old_text, md = await self._require(tenant_id, memory_id)
         merged = rec.caller_meta(md)
         for key, value in (metadata or {}).items():
@@ -158,6 +159,7 @@ class ChangesMixin(EngineBase):
         Raises:
             NotFoundError: unknown id in this tenant.
         """
+        memory_id = await self._resolve_id(tenant_id, memory_id)  # type: ignore[attr-defined]
         await self._require(tenant_id, memory_id)
         await self.delete_many([memory_id], tenant_id=tenant_id)
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from .. import records as rec
 from ..data import AUX_VECTOR
-from ..errors import NotFoundError
+from ..errors import NotFoundError, ValidationError
 from ..models import (
     DEFAULT_TENANT,
     HistoryEntry,
 )
+from . import checks
 from .base import (
     EngineBase,
     _require_str,
@@ -53,6 +54,9 @@ class HistoryMixin(EngineBase):
             "user_id": md.get("user_id", ""),
             "meta": md.get("meta", "{}"),
         }
+        for key in ("caller_id", "sub_tenant_id", "session_id"):  # history by a caller's id
+            if md.get(key):
+                meta[key] = md[key]
         return f"h:{memory_id}:{version}:{row_event}", text, meta
 
     async def _write_history(self, tenant_id: str, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -75,6 +79,29 @@ class HistoryMixin(EngineBase):
     ) -> None:
         """Store the pre-image of a memory as a history row (written lazily, on change)."""
         await self._write_history(tenant_id, [self._history_row(memory_id, text, md, event)])
+
+    async def _history_id(self, tenant_id: str, memory_id: str, scope: dict[str, str | None]) -> str:
+        """The stored id whose history ``memory_id`` asks for (live, then deleted memories)."""
+        stored = await self._resolve_id(tenant_id, memory_id, **scope)  # type: ignore[attr-defined]
+        if stored != memory_id:
+            return stored
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return memory_id
+        own = await pair[1].get(
+            where={"$and": [{"type": "history"}, {"memory_id": memory_id}]}, include=[], limit=1
+        )
+        if own["ids"]:
+            return memory_id
+        clauses = [{"type": "history"}, {"caller_id": memory_id}]
+        clauses += [{k: rec.opt(v)} for k, v in scope.items() if v is not None]
+        got = await pair[1].get_all(where={"$and": clauses}, include=["metadatas"])
+        owners = sorted({m["memory_id"] for m in got["metadatas"]})
+        if len(owners) > 1:
+            raise ValidationError(
+                "id", f"{memory_id!r} is the caller id of {len(owners)} memories: pass user_id or a stored id"
+            )
+        return owners[0] if owners else memory_id
 
     async def _own_history(
         self, tenant_id: str, memory_id: str
@@ -118,16 +145,31 @@ class HistoryMixin(EngineBase):
         entries.sort(key=lambda e: (e.version, order.get(e.event, 0), e.at))
         return entries, md
 
-    async def history(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[HistoryEntry]:
+    async def history(
+        self,
+        memory_id: str,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        user_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        session_id: str | None = None,
+    ) -> list[HistoryEntry]:
         """Every version of a memory, oldest first (the current one last; a DELETE row if deleted).
 
         For facts, the supersession chain is followed both ways (``supersedes`` and
-        ``superseded_by``), so any fact of a chain shows the whole chain.
+        ``superseded_by``), so any fact of a chain shows the whole chain. ``memory_id`` is a
+        stored id or a caller id, resolved as :meth:`get` does; a deleted memory is found by
+        its caller id too (its history rows keep it). Entries carry the stored id.
 
         Raises:
             NotFoundError: the id never existed in this tenant.
+            ValidationError: a caller id used in several scopes and no scope to choose one.
         """
         _require_str("id", memory_id)
+        checks.ids(self.limits, id=memory_id, tenant_id=tenant_id, user_id=user_id,
+                   sub_tenant_id=sub_tenant_id, session_id=session_id)  # fmt: skip
+        scope = {"user_id": user_id, "sub_tenant_id": sub_tenant_id, "session_id": session_id}
+        memory_id = await self._history_id(tenant_id, memory_id, scope)
         entries, md = await self._own_history(tenant_id, memory_id)
         if not entries:
             raise NotFoundError(f"no memory {memory_id!r} in tenant {tenant_id!r}")

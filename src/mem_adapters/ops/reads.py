@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .. import records as rec
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..filters import all_of, translate
 from ..models import (
     DEFAULT_TENANT,
@@ -39,23 +39,87 @@ def _not_passive(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, 
     return [r for r in rows if r[1].get("status") != PASSIVE_STATUS]
 
 
+def _in_scope(md: dict[str, Any], scope: dict[str, str | None]) -> bool:
+    """Whether a stored record matches every given (not ``None``) scope level."""
+    return all(md.get(k, "") == v for k, v in scope.items() if v is not None)
+
+
 class ReadsMixin(EngineBase):
     """Read paths of the engine."""
 
-    async def get(self, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> MemoryItem:
+    async def get(
+        self,
+        memory_id: str,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        user_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        session_id: str | None = None,
+    ) -> MemoryItem:
         """One memory by id, looked up inside ``tenant_id`` only.
+
+        ``memory_id`` is a stored id (:attr:`MemoryItem.id`) or a caller id (a turn's
+        ``Turn.id``, a raw memory's ``memory_id``; see :meth:`_resolve_id`). The optional
+        scope narrows the lookup: with ``user_id`` a memory of another user is not found.
 
         A turn stored with ``remember(write_active=False)`` (status ``"passive"``) is found
         by its id, like any record (its facts cite it as their source), although
         :meth:`list`, :meth:`get_messages` and search never return it.
 
         Raises:
-            NotFoundError: unknown (or expired) id in this tenant.
+            NotFoundError: unknown (or expired) id in this tenant (or scope).
+            ValidationError: a caller id used in several scopes and no scope to choose one.
         """
-        checks.ids(self.limits, memory_id=memory_id, tenant_id=tenant_id)
+        checks.ids(self.limits, memory_id=memory_id, tenant_id=tenant_id, user_id=user_id,
+                   sub_tenant_id=sub_tenant_id, session_id=session_id)  # fmt: skip
         _require_str("tenant_id", tenant_id)
-        text, md = await self._require(tenant_id, memory_id)
-        return rec.to_item(memory_id, text, md)
+        scope = {"user_id": user_id, "sub_tenant_id": sub_tenant_id, "session_id": session_id}
+        stored = await self._resolve_id(tenant_id, memory_id, **scope)
+        text, md = await self._require(tenant_id, stored)
+        if not _in_scope(md, scope):
+            raise NotFoundError(f"no memory {memory_id!r} in tenant {tenant_id!r} for that scope")
+        return rec.to_item(stored, text, md)
+
+    async def _resolve_id(
+        self,
+        tenant_id: str,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        sub_tenant_id: str | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        """The stored id a caller's id names (``memory_id`` itself when nothing matches).
+
+        How an id resolves: a live record stored under ``memory_id`` (inside the given scope)
+        is that record; otherwise the live records whose caller id is ``memory_id`` (a turn's
+        ``Turn.id``, a raw memory's ``memory_id``), narrowed by the given scope levels. One
+        match is the answer; none leaves ``memory_id`` as it is (the caller then reports it
+        unknown).
+
+        Raises:
+            ValidationError: several memories (of different users, sub-tenants or sessions)
+                carry this caller id and the scope given does not pick one.
+        """
+        _require_str("id", memory_id)
+        scope = {"user_id": user_id, "sub_tenant_id": sub_tenant_id, "session_id": session_id}
+        direct = (await self._get_raw(tenant_id, [memory_id])).get(memory_id)
+        if direct is not None and _in_scope(direct[1], scope):
+            return memory_id
+        pair = await self.collections(tenant_id, create=False)
+        if pair is None:
+            return memory_id
+        where = all_of({"caller_id": memory_id}, *({k: v} for k, v in scope.items() if v is not None))
+        assert where is not None
+        got = await pair[0].get_all(where=self.live(where), include=["metadatas"])
+        matches = sorted(got["ids"])
+        if len(matches) > 1:
+            raise ValidationError(
+                "id",
+                f"{memory_id!r} is the caller id of {len(matches)} memories (of different users, "
+                "sub-tenants or sessions): pass user_id (and session_id) or use a stored id",
+            )
+        return matches[0] if matches else memory_id
 
     async def get_many(self, ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryItem]:
         """Memories by id, in the given order; unknown ids are skipped (passive turns are found).

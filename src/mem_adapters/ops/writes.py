@@ -62,6 +62,20 @@ def _apply_write_options(
             md["enrich"] = "skipped"
 
 
+def _is_legacy_turn(md: dict[str, Any], caller_id: str, scope: dict[str, Any]) -> bool:
+    """Whether a record stored under the id ``caller_id`` is a format-2 turn of this scope."""
+    return (
+        md.get("kind") == "turn"
+        and md.get("caller_id", caller_id) == caller_id
+        and all(md.get(k, "") == scope[k] for k in ("sub_tenant_id", "user_id", "session_id"))
+    )
+
+
+def _is_legacy_raw(md: dict[str, Any], scope: dict[str, Any]) -> bool:
+    """Whether a record found under a given memory id is a raw memory of this scope."""
+    return md.get("kind") == "raw" and all(md.get(k, "") == scope[k] for k in ("sub_tenant_id", "user_id"))
+
+
 class WritesMixin(EngineBase):
     """Write paths of the engine."""
 
@@ -106,8 +120,12 @@ class WritesMixin(EngineBase):
     ) -> WriteResult:
         """Write a batch of turns; they are searchable when this returns.
 
-        Re-sending any batch returns the same ids and writes nothing new. A turn's id is its
-        ``id`` when given, else a hash of (scope, session, role, text, timestamp).
+        Re-sending any batch returns the same ids and writes nothing new. A turn's stored id
+        is a hash of (tenant, sub-tenant, user, session, its ``id``) when the caller gives an
+        ``id`` (kept as :attr:`MemoryItem.caller_id`: the same caller id in two users' or
+        sessions' turns names two turns), else a hash of (scope, session, role, text,
+        timestamp). Two turns of one batch with the same caller id are an error; identical
+        turns without ids are one turn.
 
         Args:
             turns: :class:`Turn` models or dicts ``{role, text, timestamp?, metadata?,
@@ -173,8 +191,9 @@ class WritesMixin(EngineBase):
         rows = self._turn_rows(parsed, scope, base_meta, now, self.limits)
         ids = [r[0] for r in rows]
         async with self._session_lock(tenant_id, session_id):
-            found = await self._get_raw(tenant_id, list(dict.fromkeys(ids)))
-            self._check_caller_ids(rows, found, session_id)
+            found = await self._get_raw(tenant_id, list(dict.fromkeys(ids + self._legacy_ids(rows))))
+            rows = self._check_caller_ids(rows, found, scope)
+            ids = [r[0] for r in rows]
             fresh: dict[str, _Row] = {}
             for r in rows:  # first occurrence wins when a batch repeats an id
                 if r[0] not in found:
@@ -219,23 +238,41 @@ class WritesMixin(EngineBase):
         now: datetime,
         limits: Limits | None = None,
     ) -> list[_Row]:
-        """Validate and encode each turn: ``(id, turn, timestamp, encoded metadata)``."""
+        """Validate and encode each turn: ``(id, turn, timestamp, encoded metadata)``.
+
+        Raises:
+            ValidationError: bad metadata or observations, or two turns with the same caller
+                id (the error names both positions).
+        """
         rows: list[_Row] = []
+        by_caller: dict[str, int] = {}
         for i, t in enumerate(parsed):
             ts = t.timestamp or now
             if t.id is not None:
                 _require_str(f"turns[{i}].id", t.id)
-            tid = t.id or rec.stable_id(
-                "t_",
-                scope["tenant_id"],
-                rec.unopt(scope["sub_tenant_id"]),
-                rec.unopt(scope["user_id"]),
-                rec.unopt(scope["agent_id"]),
-                scope["session_id"],
-                t.role,
-                t.text,
-                ts.isoformat(),
-            )
+                if t.id in by_caller:
+                    raise ValidationError(
+                        f"turns[{i}].id",
+                        f"turns[{by_caller[t.id]}] and turns[{i}] have the same id {t.id!r}; "
+                        "ids must be unique within a batch",
+                    )
+                by_caller[t.id] = i
+            if t.id is not None:
+                tid = rec.turn_id(
+                    scope["tenant_id"], scope["sub_tenant_id"], scope["user_id"], scope["session_id"], t.id
+                )
+            else:  # the content hash of format 2, unchanged: re-sent old turns stay no-ops
+                tid = rec.stable_id(
+                    "t_",
+                    scope["tenant_id"],
+                    rec.unopt(scope["sub_tenant_id"]),
+                    rec.unopt(scope["user_id"]),
+                    rec.unopt(scope["agent_id"]),
+                    scope["session_id"],
+                    t.role,
+                    t.text,
+                    ts.isoformat(),
+                )
             meta = rec.encode_meta({**base_meta, **t.metadata}, f"turns[{i}].metadata", limits)
             for j, o in enumerate(t.observations):
                 _require_str(f"turns[{i}].observations[{j}].text", o.text)
@@ -244,20 +281,41 @@ class WritesMixin(EngineBase):
         return rows
 
     @staticmethod
-    def _check_caller_ids(
-        rows: list[_Row], found: dict[str, tuple[str, dict[str, Any]]], session_id: str
-    ) -> None:
-        """Reject a caller id already used by a different turn.
+    def _legacy_ids(rows: list[_Row]) -> list[str]:
+        """Caller ids to look up as stored ids: format-2 stores kept a caller id as the id itself."""
+        return [t.id for _, t, _, _ in rows if t.id is not None]
 
-        A caller id is a tenant-wide key: re-sending the same turn is a no-op (even when a
-        retrying client stamps it anew), but reusing the id for a different turn would
-        silently lose it, so it is an error.
+    @staticmethod
+    def _check_caller_ids(
+        rows: list[_Row], found: dict[str, tuple[str, dict[str, Any]]], scope: dict[str, Any]
+    ) -> list[_Row]:
+        """Resolve caller ids to stored turns; reject a caller id used by a different turn.
+
+        A caller id is scoped to (tenant, sub-tenant, user, session): re-sending the same turn
+        is a no-op (even when a retrying client stamps it anew), but reusing the id in the
+        same scope for a different turn would silently lose it, so it is an error. A turn
+        written by a format-2 store (whose stored id *is* the caller id, see
+        :meth:`mem_adapters.data.DataLayer._migrate_caller_ids`) is the same turn when its
+        scope matches; the row then takes that stored id.
+
+        Returns:
+            The rows, each with the stored id it resolves to.
         """
-        for i, (tid, t, _, _) in enumerate(rows):
-            if t.id is not None and tid in found:
-                text, md = found[tid]
-                if (md.get("session_id"), md.get("role"), text) != (session_id, t.role, t.text):
-                    raise ValidationError(f"turns[{i}].id", f"id {tid!r} is already used by a different turn")
+        out: list[_Row] = []
+        for i, (tid, t, ts, meta) in enumerate(rows):
+            if t.id is not None:
+                hit = found.get(tid)
+                legacy = found.get(t.id) if hit is None else None
+                if legacy is not None and _is_legacy_turn(legacy[1], t.id, scope):
+                    tid, hit = t.id, legacy
+                if hit is not None:
+                    text, md = hit
+                    if (md.get("role"), text) != (t.role, t.text):
+                        raise ValidationError(
+                            f"turns[{i}].id", f"id {t.id!r} is already used by a different turn"
+                        )
+            out.append((tid, t, ts, meta))
+        return out
 
     def _turn_records(
         self, fresh: list[_Row], scope: dict[str, Any], status: str, now: datetime
@@ -275,6 +333,8 @@ class WritesMixin(EngineBase):
             texts.append(t.text)
             metas.append({**scope, **meta, **common, "kind": "turn", "role": t.role, "ts": ts.timestamp(),
                           "seq": seq, "status": status, "enrich": "pending"})  # fmt: skip
+            if t.id is not None:
+                metas[-1]["caller_id"] = t.id
             seq += 1
             for j, o in enumerate(t.observations):
                 new_ids.append(rec.stable_id("o_", tid, j, o.text))
@@ -337,11 +397,35 @@ class WritesMixin(EngineBase):
             sub_session_id=session_id,
         )
         return RecordResult(
-            message_id=message_id,
+            message_id=message_id,  # the turn's caller id (MemoryItem.caller_id); get() accepts it
             conversation_id=conversation_id,
             session_id=session_id,
             recorded_at=recorded_at,
         )
+
+    async def _raw_target(
+        self, tenant_id: str, scope: dict[str, Any], memory_id: str | None, generated: str
+    ) -> tuple[str, str | None]:
+        """The stored id an :meth:`add` creates or replaces, and the caller id it keeps.
+
+        A caller's ``memory_id`` is scoped per (tenant, sub-tenant, user): its stored id is
+        :func:`mem_adapters.records.raw_id`. ``memory_id`` may also be the stored id of a raw
+        memory of the same scope (``update`` re-adds a memory by its stored id; a format-2
+        store kept a caller's ``memory_id`` as the stored id): that memory is replaced.
+        """
+        if memory_id is None:
+            return generated, None
+        scoped = rec.raw_id(tenant_id, scope["sub_tenant_id"], scope["user_id"], memory_id)
+        found = await self._get_raw(tenant_id, [scoped, memory_id])
+        if scoped in found:
+            return scoped, memory_id
+        hit = found.get(memory_id)
+        if hit is not None and _is_legacy_raw(hit[1], scope):
+            kept = rec.unopt(hit[1].get("caller_id"))
+            if kept is None and not rec.GENERATED_RAW_ID.fullmatch(memory_id):
+                kept = memory_id  # a format-2 keyed memory not yet marked
+            return memory_id, kept
+        return scoped, memory_id
 
     @staticmethod
     def _pairs_text(pairs: Any, user_name: str | None) -> str:
@@ -398,7 +482,10 @@ class WritesMixin(EngineBase):
             user_id: Owner.
             agent_id: Agent.
             session_id: Optional session the memory belongs to.
-            memory_id: Caller id (keyed memory); generated when absent.
+            memory_id: Caller id (keyed memory), scoped per (sub-tenant, user): the same
+                ``memory_id`` of two users names two memories. Echoed back unchanged in
+                :attr:`AddResult.memory_id` (the stored id is :attr:`AddResult.record_id`);
+                ``get``/``update``/``delete``/``history`` accept either. Generated when absent.
             expiry_seconds: Seconds until the memory (and its chunks) vanish.
             infer: Also store condensed memories extracted from the text.
             custom_instructions: Passed to the condenser/extractor.
@@ -438,7 +525,7 @@ class WritesMixin(EngineBase):
         _require_str("memory_id", memory_id, optional=True)
         _require_str("tenant_id", tenant_id)
         meta = rec.encode_meta(metadata or {}, "metadata", lim)
-        memory_id = memory_id or f"mem_{uuid.uuid4().hex}"
+        echo = memory_id or f"mem_{uuid.uuid4().hex}"
         source_id = rec.stable_id("src_", text)
         now = time.time()
         expires_at = min(now + expiry_seconds, rec.NEVER) if expiry_seconds else rec.NEVER
@@ -457,10 +544,12 @@ class WritesMixin(EngineBase):
             "sub_session_id": "",
             "role": "user" if pairs is not None else "",
         }
+        memory_id, caller_id = await self._raw_target(tenant_id, scope, memory_id, echo)
         async with self._session_lock(tenant_id, f"memory:{memory_id}"):
             old = (await self._get_raw(tenant_id, [memory_id])).get(memory_id)
             version = 1
             if old is not None:
+                caller_id = rec.unopt(old[1].get("caller_id")) or caller_id
                 await self._append_history(tenant_id, memory_id, old[0], old[1])
                 version = int(old[1].get("version", 1)) + 1
                 await self.delete_records(tenant_id, await self._children(tenant_id, memory_id))
@@ -487,6 +576,7 @@ class WritesMixin(EngineBase):
                     "version": version,
                     "indexed": index and len(chunks) == 1,
                     "attrs": json.dumps(attrs),
+                    **({"caller_id": caller_id} if caller_id is not None else {}),
                 }
             ]
             if len(chunks) > 1:
@@ -530,7 +620,8 @@ class WritesMixin(EngineBase):
                 embeddings = [embeddings[0], *embeddings]
             await self.write_records(tenant_id, ids, texts, metas, embeddings)
         return AddResult(
-            memory_id=memory_id,
+            memory_id=echo,
+            record_id=memory_id,
             source_id=source_id,
             chunks_created=len(chunks) + len(inferred),
             original_chunks=len(chunks),

@@ -45,7 +45,7 @@ async def record_message(
     if idempotency_key:
         message_id = rec.stable_id("msg_", tenant, conversation_id, idempotency_key)
         try:
-            old = await engine.get(message_id, tenant_id=tenant)
+            old = await engine.get(message_id, tenant_id=tenant, user_id=user, session_id=conversation_id)
         except NotFoundError:
             old = None
         if old is not None:
@@ -57,7 +57,7 @@ async def record_message(
                     field="Idempotency-Key",
                 )
             return ConversationMessageResponse(
-                message_id=old.id,
+                message_id=message_id,  # the id the first answer gave (old.id is the stored id)
                 conversation_id=conversation_id,
                 session_id=old.sub_session_id or "",
                 recorded_at=old.timestamp or old.created_at,  # type: ignore[arg-type]

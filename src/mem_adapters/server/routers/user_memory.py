@@ -75,7 +75,9 @@ async def _unchanged(
 ) -> AddMemoriesResponse | None:
     """The stored result when ``memory_id`` already holds exactly this memory, else ``None``."""
     try:
-        old = await engine.get(body.memory_id, tenant_id=tenant)
+        old = await engine.get(
+            body.memory_id, tenant_id=tenant, user_id=user, sub_tenant_id=body.sub_tenant_id
+        )
     except NotFoundError:
         return None
     if (old.kind, old.text, old.metadata, old.user_id, old.sub_tenant_id) != (
@@ -92,7 +94,7 @@ async def _unchanged(
     chunks = sum(1 for c in children.results if c.kind == "chunk") or 1
     inferred = sum(1 for c in children.results if c.kind == "fact")
     return AddMemoriesResponse(
-        memory_id=old.id,
+        memory_id=body.memory_id,  # the caller's id, as the first answer gave it
         source_id=str(old.attributes.get("source_id", "")),
         chunks_created=chunks + inferred,
         original_chunks=chunks,

@@ -24,6 +24,7 @@ from llama_index.core.base.llms.types import (
 )
 
 from mem_adapters import AsyncMemoryEngine, MemoryItem, ValidationError
+from mem_adapters.records import turn_id
 
 from ._checks import check_messages
 from ._engine import session_lock
@@ -149,12 +150,14 @@ class Transcript:
         start = _COUNTERS.get(key)
         if start is not None:
             # Another process may have written since: verify the ids are still free.
-            ids = [f"{ID_PREFIX}{session_id}:{start + i}" for i in range(n)]
-            if await aengine.get_many(ids, tenant_id=self.tenant_id):
+            callers = [f"{ID_PREFIX}{session_id}:{start + i}" for i in range(n)]
+            # Stored ids of those caller ids (scoped per user and session), and of format 2.
+            ids = [turn_id(self.tenant_id, None, self.user_id, session_id, c) for c in callers]
+            if await aengine.get_many([*ids, *callers], tenant_id=self.tenant_id):
                 start = None
         if start is None:
             existing = [
-                _index_of(i.id, session_id)
+                _index_of(i.caller_id or i.id, session_id)
                 for i in await aengine.get_messages(session_id, tenant_id=self.tenant_id)
             ]
             start = max((i for i in existing if i is not None), default=-1) + 1
