@@ -182,7 +182,7 @@ def test_dropped_answer_after_commit_writes_nothing_twice(server, client):
         proxy.close()
     turns = client.get_messages(session)
     assert [t.text for t in turns] == ["written exactly once", "a message once"]
-    assert turns[1].id == msg.message_id
+    assert turns[1].caller_id == msg.message_id
     assert [h.event for h in client.history(added.memory_id)] == ["ADD"]  # no second version
     page = client.list(user_id=user, kinds=["raw"])
     assert page.count == 1
