@@ -275,3 +275,15 @@ async def test_async_client_remember_mode_and_write_options(server):
         assert res.active_ids == [] and res.passive_job_id
         await ac.wait(res.passive_job_id, timeout=120)
         assert [t.text for t in await ac.get_messages(session)] == ["I play the oboe"]
+
+
+def test_write_active_false_is_refused_by_a_server_that_does_not_enrich(tmp_path):
+    with (
+        ServerProcess(["--path", str(tmp_path / "s"), "--jwt-secret", SECRET, "--no-enrich"]) as srv,
+        MemoryClient(srv.url, token=token()) as c,
+    ):
+        with pytest.raises(InvalidInputError) as ie:
+            c.remember([{"role": "user", "text": "for nothing"}], session_id="s", write_active=False)
+        assert (ie.value.code, ie.value.field) == ("unsupported_option", "write_active")
+        res = c.remember([{"role": "user", "text": "kept"}], session_id="s", write_passive=False)
+        assert res.passive_job_id is None and [t.text for t in c.get_messages("s")] == ["kept"]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ...models import MemoryItem, Page, SearchResult, Turn, WriteMode, WriteResult
 from ..deps import Caller, Engine
-from ..errors import ERROR_RESPONSES
+from ..errors import ERROR_RESPONSES, ApiError
 from ..settings import DEFAULT_SESSION
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,16 @@ async def remember(body: RememberRequest, caller: Caller, engine: Engine) -> Wri
     """Write turns (the session defaults to the token's, else ``"default-session"``).
 
     ``mode``, ``write_active`` and ``write_passive`` are the engine's (see ``remember``): both
-    write options false is a 422.
+    write options false is a 422, and so is ``write_active=false`` on a server that does not
+    enrich (``--no-enrich``: the turns would be stored for nothing), as on ``/ingestion/memory``.
     """
+    if not body.write_active and body.write_passive and engine.enricher is None:
+        raise ApiError(
+            422,
+            "unsupported_option",
+            "write_active=false needs enrichment, and this server does not enrich (--no-enrich)",
+            field="write_active",
+        )
     tenant = caller.tenant(body.tenant_id)
     scope = _scope(body)
     scope["session_id"] = scope["session_id"] or caller.session_id or DEFAULT_SESSION
