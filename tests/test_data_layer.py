@@ -293,8 +293,8 @@ async def test_partition_equals_a_fresh_load_after_random_interleaved_writes(tmp
                 await eng.add(raw_text=f"short lived {step}", user_id="u", expiry_seconds=0.05)
             elif op == "add":
                 m = await eng.add(raw_text=f"kept memory {step}", user_id="u", memory_id=f"k{step % 4}")
-                if m.memory_id not in live:
-                    live.append(m.memory_id)
+                if m.record_id not in live:  # stored ids: delete_many/set_status take those
+                    live.append(m.record_id)
             else:
                 await eng.set_status([rng.choice(live)], rng.choice(["active", "archived"]))
             if step % 5 == 0:

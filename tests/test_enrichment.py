@@ -542,8 +542,9 @@ def test_engine_with_llm_extractor_fails_clearly_and_writes_nothing(tmp_path, em
         assert "ExtractionError" in status.error and "unknown source turns" in status.error
         assert _facts(e) == [] and e.list(kinds=["episode"]).results == []
         mem, _ = e._run(e.aengine.collections("default"))
-        assert e._run(mem.get(ids=["t1"], include=["metadatas"]))["metadatas"][0]["enrich"] == "failed"
+        tid = r.active_ids[0]  # the stored id of caller id "t1"
+        assert e._run(mem.get(ids=[tid], include=["metadatas"]))["metadatas"][0]["enrich"] == "failed"
         # The turn itself is untouched and still searchable.
-        assert e.search("Berlin").results[0].id == "t1"
+        assert e.search("Berlin").results[0].caller_id == "t1"
     finally:
         e.close()

@@ -31,7 +31,7 @@ def seed(eng: MemoryEngine, tenant: str) -> set[str]:
         )  # fmt: skip
         ids |= set(w.active_ids)
     a = eng.add(raw_text="Office wifi password is hunter2", memory_id="keyed", user_id="u1", tenant_id=tenant)
-    ids.add(a.memory_id)
+    ids.add(a.record_id)  # the stored id ("keyed" is its caller id)
     long_ = eng.add(raw_text=" ".join(f"Diary line {i} about the trip." for i in range(60)), tenant_id=tenant)
     ids.add(long_.memory_id)
     page = eng.list(page_size=1000, tenant_id=tenant)
@@ -54,16 +54,16 @@ def test_tenants_get_separate_collections(two_tenants):
     assert len(mem_cols) == 2
     per_col = [set(client.get_collection(n).get(include=[])["ids"]) for n in mem_cols]
     # Same caller ids exist in both tenants, in different collections.
-    assert all("keyed" in s and "shared-s1" in s for s in per_col)
+    callers = [{m.get("caller_id") for m in client.get_collection(n).get()["metadatas"]} for n in mem_cols]
+    assert all({"keyed", "shared-s1"} <= c for c in callers)
     assert {frozenset(s) for s in per_col} == {frozenset(ids[t]) for t in TENANTS}
 
 
 def test_same_ids_in_both_tenants_are_independent(two_tenants):
     eng, _, ids = two_tenants
-    assert "keyed" in ids["acme"] and "keyed" in ids["globex"]
     for t in TENANTS:
-        item = eng.get("keyed", tenant_id=t)
-        assert item.tenant_id == t
+        item = eng.get("keyed", tenant_id=t)  # the caller's id, resolved inside the tenant
+        assert item.tenant_id == t and item.id in ids[t] and item.caller_id == "keyed"
     assert len(eng.history("keyed", tenant_id="acme")) == 1
 
 
