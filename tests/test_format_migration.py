@@ -191,3 +191,28 @@ def test_migration_resumes_after_a_partial_run_and_runs_once(store_v2, embedder,
     finally:
         engine.close()
     assert runs == []
+
+
+def test_an_export_of_a_format_2_store_imports_with_its_caller_ids(store_v2, tmp_path, embedder):
+    async def collect(aengine, tenant_id):
+        return [r async for r in transfer.export_records(aengine, tenant_id=tenant_id)]
+
+    engine = _open(store_v2, embedder)
+    try:
+        records = engine.run(collect(engine.aengine, "default"))
+    finally:
+        engine.close()
+    # What the format-2 export wrote: the same records without the caller_id marks.
+    old = [{**r, "fields": {k: v for k, v in r["fields"].items() if k != "caller_id"}} for r in records]
+    assert any(r["record"] == "memory" and r["id"] == "m1" for r in old)
+    fresh = _open(tmp_path / "fresh", embedder)
+    try:
+        counts = fresh.run(transfer.import_records(fresh.aengine, [transfer.header(), *old]))
+        assert counts.memories == sum(1 for r in old if r["record"] == "memory")
+        marked = {i: m["caller_id"] for i, m in _records(fresh, "default").items() if "caller_id" in m}
+        assert marked == {c: c for c in LEGACY_CALLER_IDS["default"]}
+        batch, answer = MANIFEST["batches"][0], MANIFEST["answers"][0]
+        res = fresh.remember(_timed_turns(batch), **_scope(batch))
+        assert (res.created, res.active_ids) == (0, answer["active_ids"])
+    finally:
+        fresh.close()

@@ -55,6 +55,7 @@ ENGINE_FIELDS = frozenset(
 
 GENERATED_TURN_ID = re.compile(r"t_[0-9a-f]{32}")  # a content hash: the turn had no caller id
 GENERATED_RAW_ID = re.compile(r"mem_[0-9a-f]{32}")  # a raw memory added without a memory_id
+SCOPED_RAW_ID = re.compile(r"r_[0-9a-f]{32}")  # format 3: a raw memory's scoped memory_id (raw_id)
 
 
 def epoch(dt: datetime) -> float:
@@ -77,6 +78,29 @@ def stable_id(prefix: str, *parts: Any) -> str:
     """A deterministic id: ``prefix`` + 32 hex chars of sha256 over the JSON of ``parts``."""
     raw = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=str)
     return prefix + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def engine_made_id(record_id: str, kind: str | None) -> bool:
+    """Whether a turn's or raw memory's stored id was made by the engine, not given by a caller.
+
+    Format 2 stored a caller's ``Turn.id`` / ``memory_id`` as the stored id itself; the
+    engine's own ids are ``t_`` + 32 hex (content hashes, caller-id hashes) and ``mem_`` +
+    32 hex (anonymous raw memories), and a format-3 keyed raw memory is ``r_`` + 32 hex.
+    """
+    if kind == "turn":
+        return GENERATED_TURN_ID.fullmatch(record_id) is not None
+    return GENERATED_RAW_ID.fullmatch(record_id) is not None or SCOPED_RAW_ID.fullmatch(record_id) is not None
+
+
+def legacy_caller_id(record_id: str, md: dict[str, Any]) -> dict[str, Any]:
+    """``md`` with ``caller_id`` = ``record_id`` for a format-2 turn/raw memory a caller named."""
+    if (
+        md.get("kind") in ("turn", "raw")
+        and "caller_id" not in md
+        and not engine_made_id(record_id, md["kind"])
+    ):
+        return {**md, "caller_id": record_id}
+    return md
 
 
 def turn_id(tenant_id: str, sub_tenant_id: Any, user_id: Any, session_id: str, caller_id: str) -> str:

@@ -301,7 +301,11 @@ async def _write_batch(
         ids = [r["id"] for r in todo]
         texts = [r["text"] for r in todo]
         if kind == "memory":
-            metas = [_join_meta(r["metadata"], r["fields"], f"record {r['id']!r}") for r in todo]
+            # A file exported by a format-2 store: mark its caller ids as the store migration does.
+            metas = [
+                rec.legacy_caller_id(r["id"], _join_meta(r["metadata"], r["fields"], f"record {r['id']!r}"))
+                for r in todo
+            ]
             await engine.write_records(tenant_id, ids, texts, metas, await _vectors(engine, texts, metas))
             counts.memories += len(todo)
             for m in metas:

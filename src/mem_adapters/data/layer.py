@@ -61,8 +61,7 @@ every record; 3 scopes caller ids per user and session (see ``_migrate_caller_id
 
 def _generated(record_id: str, meta: dict[str, Any]) -> bool:
     """Whether a format-2 record's id was made by the engine (not a caller's id)."""
-    pattern = rec.GENERATED_TURN_ID if meta.get("kind") == "turn" else rec.GENERATED_RAW_ID
-    return pattern.fullmatch(record_id) is not None
+    return rec.engine_made_id(record_id, meta.get("kind"))
 
 
 def user_of(meta: dict[str, Any]) -> str:
@@ -340,7 +339,7 @@ class DataLayer:
         says what the operator must run. Tombstones of the deleted records (ids only) tell
         other processes to drop them. A rerun after a crash finishes the job.
         """
-        report = await Eraser(self.store).after_user_erase(tenant_id, needles)
+        report = await Eraser(self.store, self.clock).after_user_erase(tenant_id, needles)
         if self.snapshots is not None and report.records_rebuilt:
             self.snapshots.drop(tenant_id)  # the rebuild gave the collections new ids: all stale
         return report
