@@ -10,6 +10,7 @@ Roles:
     ``user``: first user-scoped search after open, then user-scoped flat and context
     latencies, probe hits, and VmRSS after them.
     ``tenant``: the same, tenant-wide (no ``user_id``).
+    With ``first_only`` in the spec, either one stops after the first search (a reopen).
     ``tenants``: many tenants — the first search of each cold tenant, a warm search, and VmRSS
     per touched-then-idle tenant.
     ``writer``: remembers one new turn every ``interval`` seconds on a Chroma server and logs
@@ -84,6 +85,8 @@ def _scoped(spec: dict[str, Any], user_scoped: bool) -> dict[str, Any]:
 
     try:
         first_ms, _ = _timed(lambda: engine.search(queries[0], k=10, **scope(0)))
+        if spec.get("first_only"):
+            return {"open_ms": open_ms, "first_search_ms": first_ms}
         flat = [_timed(lambda j=j, q=q: engine.search(q, k=10, **scope(j)))[0] for j, q in enumerate(queries)]
         context = [
             _timed(

@@ -56,7 +56,7 @@ def _shape_targets(shape: str, label: str) -> list[Target]:
         ),
         Target(
             f"first_search_s_{shape}",
-            f"first user-scoped search after open ({label}), s",
+            f"first user-scoped search after reopening a searched store ({label}), s",
             (shape, "user", "first_search_s"),
             "<=",
             0.5,
