@@ -47,7 +47,7 @@ class AdapterMethods:
             return self._value([])  # the engine answers [] too; the route needs at least one id
         body = drop_none({"ids": ids, "tenant_id": tenant_id})
         return self._do(
-            Call("POST", "/v1/engine/memories/get-many", json=body),
+            Call("POST", "/v1/engine/memories/get-many", json=body, tenant_id=tenant_id),
             lambda data: [MemoryItem.model_validate(m) for m in data],
         )
 
@@ -57,7 +57,7 @@ class AdapterMethods:
         if not ids:
             return self._value([])
         body = drop_none({"ids": ids, "tenant_id": tenant_id})
-        return self._do(Call("POST", "/v1/engine/memories/delete-many", json=body), list)
+        return self._do(Call("POST", "/v1/engine/memories/delete-many", json=body, tenant_id=tenant_id), list)
 
     def touch(self, ids: Sequence[str], expiry_seconds: float, *, tenant_id: str | None = None) -> list[str]:
         """Move the expiry of live memories to ``expiry_seconds`` from now (a sliding TTL)."""
@@ -65,7 +65,7 @@ class AdapterMethods:
         if not ids:
             return self._value([])
         body = drop_none({"ids": ids, "expiry_seconds": expiry_seconds, "tenant_id": tenant_id})
-        return self._do(Call("POST", "/v1/engine/memories/touch", json=body), list)
+        return self._do(Call("POST", "/v1/engine/memories/touch", json=body, tenant_id=tenant_id), list)
 
     def set_status(
         self, ids: Sequence[str], status: Literal["active", "archived"], *, tenant_id: str | None = None
@@ -75,22 +75,23 @@ class AdapterMethods:
         if not ids:
             return self._value([])
         body = drop_none({"ids": ids, "status": status, "tenant_id": tenant_id})
-        return self._do(Call("POST", "/v1/engine/memories/status", json=body), list)
+        return self._do(Call("POST", "/v1/engine/memories/status", json=body, tenant_id=tenant_id), list)
 
     def clear_session(
         self, session_id: str, *, tenant_id: str | None = None, user_id: str | None = None
     ) -> int:
         """Delete a session's turns (only ``user_id``'s when given); returns how many went."""
-        params = drop_none({"user_id": user_id, "tenant_id": tenant_id})
+        params = drop_none({"user_id": user_id})
         return self._do(
-            Call("DELETE", f"/v1/engine/sessions/{_q(session_id)}", params=params),
+            Call("DELETE", f"/v1/engine/sessions/{_q(session_id)}", params=params, tenant_id=tenant_id),
             lambda data: int(data["deleted"]),
         )
 
     def count_turns(self, session_id: str, *, tenant_id: str | None = None, status: str | None = None) -> int:
         """Number of turns in a session (optionally of one status)."""
-        params = drop_none({"status": status, "tenant_id": tenant_id})
-        return self._do(Call("GET", f"/v1/engine/sessions/{_q(session_id)}/count", params=params), int)
+        params = drop_none({"status": status})
+        call = Call("GET", f"/v1/engine/sessions/{_q(session_id)}/count", params=params, tenant_id=tenant_id)
+        return self._do(call, int)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Document vectors from the service's embedder."""

@@ -26,7 +26,11 @@ SAFE_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout)
 
 @dataclass(frozen=True)
 class Call:
-    """One HTTP call; ``idempotent`` calls are retried after any transport failure."""
+    """One HTTP call; ``idempotent`` calls are retried after any transport failure.
+
+    ``tenant_id``, when not ``None``, is sent as the ``?tenant_id=`` query parameter, so the
+    whole call (body and path alike) acts in that tenant.
+    """
 
     method: str
     path: str
@@ -35,6 +39,19 @@ class Call:
     headers: dict[str, str] | None = None
     idempotent: bool = True
     missing_ok: bool = False
+    tenant_id: str | None = None
+
+
+def request_params(call: Call, default_tenant: str | None = None) -> dict[str, Any] | None:
+    """The query parameters of ``call``: its own, plus ``tenant_id`` when a tenant is named.
+
+    The call's tenant wins over ``default_tenant`` (the client's); neither named: the
+    credential's tenant, as before (no ``tenant_id`` parameter).
+    """
+    tenant = call.tenant_id if call.tenant_id is not None else default_tenant
+    if tenant is None:
+        return call.params
+    return {**(call.params or {}), "tenant_id": tenant}
 
 
 def auth_headers(api_key: str | None, token: str | None) -> dict[str, str]:

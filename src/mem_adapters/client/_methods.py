@@ -38,7 +38,13 @@ def _q(value: str) -> str:
 
 
 class ClientMethods(AdapterMethods):
-    """Engine-named methods over the service (the tenant is always the credential's)."""
+    """Engine-named methods over the service.
+
+    A call that names a ``tenant_id`` (or a client made with one) sends it as ``?tenant_id=``
+    as well, so every part of the call acts in that tenant (an admin credential or
+    ``--insecure-no-auth`` may name any; another caller only its own, else 403). A call that
+    names none acts in the credential's tenant.
+    """
 
     def _do(self, call: Call, parse: Parse) -> Any:  # pragma: no cover - provided by the clients
         raise NotImplementedError
@@ -90,7 +96,8 @@ class ClientMethods(AdapterMethods):
                 "write_passive": None if write_passive is True else write_passive,
             }
         )
-        return self._do(Call("POST", "/v1/engine/remember", json=body), WriteResult.model_validate)
+        call = Call("POST", "/v1/engine/remember", json=body, tenant_id=tenant_id)
+        return self._do(call, WriteResult.model_validate)
 
     def add(
         self,
@@ -157,8 +164,9 @@ class ClientMethods(AdapterMethods):
                 **drop_none({"agent_id": agent_id, "session_id": session_id}),
                 "index": index,
             }
-            return self._do(Call("POST", "/v1/engine/add", json=engine_body), AddResult.model_validate)
-        return self._do(Call("POST", "/memories/add-memories", json=body), parse)
+            call = Call("POST", "/v1/engine/add", json=engine_body, tenant_id=tenant_id)
+            return self._do(call, AddResult.model_validate)
+        return self._do(Call("POST", "/memories/add-memories", json=body, tenant_id=tenant_id), parse)
 
     def record_message(
         self,
@@ -170,6 +178,7 @@ class ClientMethods(AdapterMethods):
         customer_id: str | None = None,
         session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        tenant_id: str | None = None,
     ) -> RecordResult:
         """Record one user/assistant message; an ``Idempotency-Key`` makes retries safe."""
         body = drop_none(
@@ -187,31 +196,40 @@ class ClientMethods(AdapterMethods):
             f"/v1/conversations/{_q(conversation_id)}/messages",
             json=body,
             headers={"Idempotency-Key": new_idempotency_key()},
+            tenant_id=tenant_id,
         )
         return self._do(call, RecordResult.model_validate)
 
     def update(
-        self, memory_id: str, text: str | None = None, metadata: dict[str, Any] | None = None, **_: Any
+        self,
+        memory_id: str,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        tenant_id: str | None = None,
+        **_: Any,
     ) -> MemoryItem:
         """Patch text and/or metadata (not retried once sent: a repeat would add a version)."""
         body = drop_none({"text": text, "metadata": metadata})
-        call = Call("PATCH", f"/v1/engine/memories/{_q(memory_id)}", json=body, idempotent=False)
+        path = f"/v1/engine/memories/{_q(memory_id)}"
+        call = Call("PATCH", path, json=body, idempotent=False, tenant_id=tenant_id)
         return self._do(call, MemoryItem.model_validate)
 
-    def delete(self, memory_id: str, **_: Any) -> None:
+    def delete(self, memory_id: str, *, tenant_id: str | None = None, **_: Any) -> None:
         """Delete a memory and what was derived from it (a retry that finds it gone succeeds)."""
-        call = Call("DELETE", f"/v1/memories/{_q(memory_id)}/", missing_ok=True)
+        call = Call("DELETE", f"/v1/memories/{_q(memory_id)}/", missing_ok=True, tenant_id=tenant_id)
         return self._do(call, lambda _data: None)
 
     def erase(self, *, user_id: str | None = None, tenant_id: str | None = None) -> EraseReceipt:
-        """Erase a user of the credential's tenant; answers with the receipt.
+        """Erase a user of the tenant (``tenant_id``, else the credential's); answers with the receipt.
 
         Raises:
             ValidationError: no ``user_id`` (a whole tenant is not erased over HTTP).
         """
         if not user_id:
             raise ValidationError("user_id", "the service erases one user at a time")
-        return self._do(Call("DELETE", f"/v1/users/{_q(user_id)}"), EraseReceipt.model_validate)
+        call = Call("DELETE", f"/v1/users/{_q(user_id)}", tenant_id=tenant_id)
+        return self._do(call, EraseReceipt.model_validate)
 
     # -------------------------------------------------------------------------------- reads
 
@@ -250,7 +268,8 @@ class ClientMethods(AdapterMethods):
                 "as_of": as_of,
             }
         )
-        return self._do(Call("POST", "/v1/engine/search", json=body), SearchResult.model_validate)
+        call = Call("POST", "/v1/engine/search", json=body, tenant_id=tenant_id)
+        return self._do(call, SearchResult.model_validate)
 
     def list(
         self,
@@ -279,16 +298,17 @@ class ClientMethods(AdapterMethods):
                 "kinds": list(kinds) if kinds is not None else None,
             }
         )
-        return self._do(Call("POST", "/v1/engine/list", json=body), Page.model_validate)
+        return self._do(Call("POST", "/v1/engine/list", json=body, tenant_id=tenant_id), Page.model_validate)
 
-    def get(self, memory_id: str, **_: Any) -> MemoryItem:
+    def get(self, memory_id: str, *, tenant_id: str | None = None, **_: Any) -> MemoryItem:
         """One memory (raises :class:`~mem_adapters.client.NotFoundError`)."""
-        return self._do(Call("GET", f"/v1/engine/memories/{_q(memory_id)}"), MemoryItem.model_validate)
+        call = Call("GET", f"/v1/engine/memories/{_q(memory_id)}", tenant_id=tenant_id)
+        return self._do(call, MemoryItem.model_validate)
 
-    def history(self, memory_id: str, **_: Any) -> list[HistoryEntry]:
+    def history(self, memory_id: str, *, tenant_id: str | None = None, **_: Any) -> list[HistoryEntry]:
         """Every version of a memory."""
         return self._do(
-            Call("GET", f"/v1/memories/{_q(memory_id)}/history/"),
+            Call("GET", f"/v1/memories/{_q(memory_id)}/history/", tenant_id=tenant_id),
             lambda data: [HistoryEntry.model_validate(h) for h in data],
         )
 
@@ -300,26 +320,31 @@ class ClientMethods(AdapterMethods):
         status: Literal["active", "archived"] | None = None,
         limit: int | None = None,
         last: bool = False,
+        tenant_id: str | None = None,
         **_: Any,
     ) -> list[MemoryItem]:
         """A session's turns in exact write order."""
         params = drop_none({"user_id": user_id, "status": status, "limit": limit, "last": last or None})
         return self._do(
-            Call("GET", f"/v1/engine/sessions/{_q(session_id)}/messages", params=params),
+            Call("GET", f"/v1/engine/sessions/{_q(session_id)}/messages", params=params, tenant_id=tenant_id),
             lambda data: [MemoryItem.model_validate(m) for m in data],
         )
 
-    def list_sessions(self, *, user_id: str | None = None, **_: Any) -> list[str]:
+    def list_sessions(
+        self, *, user_id: str | None = None, tenant_id: str | None = None, **_: Any
+    ) -> list[str]:
         """Session ids by their first turn."""
-        return self._do(Call("GET", "/v1/engine/sessions", params=drop_none({"user_id": user_id})), list)
+        params = drop_none({"user_id": user_id})
+        return self._do(Call("GET", "/v1/engine/sessions", params=params, tenant_id=tenant_id), list)
 
     def tenants(self) -> list[str]:
         """Every tenant of the store (needs an admin credential)."""
         return self._do(Call("GET", "/v1/tenants"), lambda data: list(data["tenants"]))
 
-    def job_status(self, job_id: str, **_: Any) -> JobStatus:
+    def job_status(self, job_id: str, *, tenant_id: str | None = None, **_: Any) -> JobStatus:
         """State of an enrichment job."""
-        return self._do(Call("GET", f"/v1/jobs/{_q(job_id)}"), JobStatus.model_validate)
+        call = Call("GET", f"/v1/jobs/{_q(job_id)}", tenant_id=tenant_id)
+        return self._do(call, JobStatus.model_validate)
 
     def list_jobs(
         self,
@@ -331,6 +356,5 @@ class ClientMethods(AdapterMethods):
         user_id: str | None = None,
     ) -> JobPage:
         """The tenant's enrichment jobs, newest first (``tenant_id``: another tenant, admin only)."""
-        scope = {"tenant_id": tenant_id, "status": status, "user_id": user_id}
-        params = drop_none({"page": page, "page_size": page_size, **scope})
-        return self._do(Call("GET", "/v1/jobs", params=params), JobPage.model_validate)
+        params = drop_none({"page": page, "page_size": page_size, "status": status, "user_id": user_id})
+        return self._do(Call("GET", "/v1/jobs", params=params, tenant_id=tenant_id), JobPage.model_validate)

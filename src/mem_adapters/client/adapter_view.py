@@ -11,10 +11,12 @@ A view of a sync client owns a private event loop thread, like
 the per-session locks the adapters take always live on one loop. ``MemoryClient.close()``
 stops it.
 
-Tenants: the service acts in the credential's tenant. The adapters' default tenant
-(:data:`~mem_adapters.models.DEFAULT_TENANT`) is therefore sent as "no tenant" (the
-credential's); any other ``tenant_id`` is sent as is, and the service refuses it (403
-``tenant_mismatch``) unless it is the credential's.
+Tenants: the adapters' default tenant (:data:`~mem_adapters.models.DEFAULT_TENANT`) is sent
+as "no tenant": the client's own ``tenant_id`` if it was made with one, else the credential's.
+Any other ``tenant_id`` is sent as is, with the body and as ``?tenant_id=``, so every call of
+the adapter (reads by id and by session too) acts in it: an admin credential or
+``--insecure-no-auth`` may name any tenant; any other credential gets 403
+``tenant_mismatch`` (:class:`~mem_adapters.client.PermissionDeniedError`) unless it is its own.
 """
 
 from __future__ import annotations

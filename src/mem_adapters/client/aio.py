@@ -10,9 +10,18 @@ from typing import Any
 
 import httpx
 
-from ..errors import ClosedError
+from ..errors import ClosedError, ValidationError
 from ..models import JobStatus
-from ._core import DEFAULT_TIMEOUT, Call, auth_headers, backoff, decode, json_default, should_retry
+from ._core import (
+    DEFAULT_TIMEOUT,
+    Call,
+    auth_headers,
+    backoff,
+    decode,
+    json_default,
+    request_params,
+    should_retry,
+)
 from ._methods import ClientMethods, Parse
 from .errors import NetworkError
 
@@ -22,8 +31,8 @@ logger = logging.getLogger(__name__)
 class AsyncMemoryClient(ClientMethods):
     """The memory service with :class:`~mem_adapters.AsyncMemoryEngine`'s method names and models.
 
-    Every method of :class:`~mem_adapters.client.MemoryClient`, awaited; same arguments,
-    timeouts, retries and errors.
+    Every method of :class:`~mem_adapters.client.MemoryClient`, awaited; same arguments
+    (``tenant_id=`` too), timeouts, retries and errors.
 
     Example:
         >>> async with AsyncMemoryClient("http://127.0.0.1:8080", token=jwt) as mc:  # doctest: +SKIP
@@ -40,8 +49,12 @@ class AsyncMemoryClient(ClientMethods):
         max_retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
+        tenant_id: str | None = None,
     ) -> None:
+        if tenant_id is not None and (not isinstance(tenant_id, str) or not tenant_id.strip()):
+            raise ValidationError("tenant_id", "must be a non-empty string")
         self.base_url = base_url.rstrip("/")
+        self.tenant_id = tenant_id
         self.max_retries = max(0, max_retries)
         self.backoff = backoff
         self._http = httpx.AsyncClient(
@@ -61,12 +74,13 @@ class AsyncMemoryClient(ClientMethods):
             raise ClosedError(f"AsyncMemoryClient of {self.base_url} is closed")
         content = json.dumps(call.json, default=json_default).encode() if call.json is not None else None
         headers = {**(call.headers or {}), **({"Content-Type": "application/json"} if content else {})}
+        params = request_params(call, self.tenant_id)
         attempt = 0
         while True:
             attempt += 1
             try:
                 r = await self._http.request(
-                    call.method, call.path, content=content, params=call.params, headers=headers
+                    call.method, call.path, content=content, params=params, headers=headers
                 )
             except httpx.TransportError as e:
                 if attempt <= self.max_retries and should_retry(call, e, None):
@@ -96,12 +110,18 @@ class AsyncMemoryClient(ClientMethods):
         )
 
     async def wait(
-        self, job_id: str, timeout: float | None = None, *, poll: float = 0.2, **_: Any
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        poll: float = 0.2,
+        tenant_id: str | None = None,
+        **_: Any,
     ) -> JobStatus:
         """Poll a job until it is done or failed (``timeout`` seconds at most)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = await self.job_status(job_id)
+            status = await self.job_status(job_id, tenant_id=tenant_id)
             if status.status in ("done", "failed") or (deadline is not None and time.monotonic() >= deadline):
                 return status
             await asyncio.sleep(poll)

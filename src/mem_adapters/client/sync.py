@@ -9,9 +9,18 @@ from typing import Any
 
 import httpx
 
-from ..errors import ClosedError
+from ..errors import ClosedError, ValidationError
 from ..models import JobStatus
-from ._core import DEFAULT_TIMEOUT, Call, auth_headers, backoff, decode, json_default, should_retry
+from ._core import (
+    DEFAULT_TIMEOUT,
+    Call,
+    auth_headers,
+    backoff,
+    decode,
+    json_default,
+    request_params,
+    should_retry,
+)
 from ._methods import ClientMethods, Parse
 from .errors import NetworkError
 
@@ -30,6 +39,9 @@ class MemoryClient(ClientMethods):
             or 502/503/504; every call when the connection was never made).
         backoff: Seconds before the first retry, doubled for each further one.
         transport: An httpx transport (e.g. ``httpx.HTTPTransport(uds=...)``).
+        tenant_id: The tenant of every call that names none (sent as ``?tenant_id=``; honoured
+            for an admin credential or ``--insecure-no-auth``, else it must be the
+            credential's own). Default: the credential's tenant.
 
     Raises:
         AuthenticationError: 401/403. NotFoundError: 404. InvalidInputError: 422.
@@ -52,8 +64,12 @@ class MemoryClient(ClientMethods):
         max_retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        tenant_id: str | None = None,
     ) -> None:
+        if tenant_id is not None and (not isinstance(tenant_id, str) or not tenant_id.strip()):
+            raise ValidationError("tenant_id", "must be a non-empty string")
         self.base_url = base_url.rstrip("/")
+        self.tenant_id = tenant_id
         self.max_retries = max(0, max_retries)
         self.backoff = backoff
         self._http = httpx.Client(
@@ -70,12 +86,13 @@ class MemoryClient(ClientMethods):
             raise ClosedError(f"MemoryClient of {self.base_url} is closed")
         content = json.dumps(call.json, default=json_default).encode() if call.json is not None else None
         headers = {**(call.headers or {}), **({"Content-Type": "application/json"} if content else {})}
+        params = request_params(call, self.tenant_id)
         attempt = 0
         while True:
             attempt += 1
             try:
                 r = self._http.request(
-                    call.method, call.path, content=content, params=call.params, headers=headers
+                    call.method, call.path, content=content, params=params, headers=headers
                 )
             except httpx.TransportError as e:
                 if attempt <= self.max_retries and should_retry(call, e, None):
@@ -102,11 +119,19 @@ class MemoryClient(ClientMethods):
             raise NetworkError(f"{self.base_url} is not ready: {ready}")
         self._do(Call("GET", "/v1/engine/sessions", params={"user_id": "__initialize__"}), lambda data: data)
 
-    def wait(self, job_id: str, timeout: float | None = None, *, poll: float = 0.2, **_: Any) -> JobStatus:
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        poll: float = 0.2,
+        tenant_id: str | None = None,
+        **_: Any,
+    ) -> JobStatus:
         """Poll a job until it is done or failed (``timeout`` seconds at most)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.job_status(job_id)
+            status = self.job_status(job_id, tenant_id=tenant_id)
             if status.status in ("done", "failed") or (deadline is not None and time.monotonic() >= deadline):
                 return status
             time.sleep(poll)
