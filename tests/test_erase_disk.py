@@ -71,6 +71,16 @@ def _fts_terms(store: Path, tmp: Path) -> tuple[set[str], set[str]]:
         copy.unlink()
 
 
+def _segments(store: Path) -> list[tuple[str, str, str]]:
+    """(segment id, collection name, scope) of every live segment: the folders Chroma still uses."""
+    db = sqlite3.connect(store / "chroma.sqlite3")
+    try:
+        sql = "SELECT s.id, c.name, s.scope FROM segments s JOIN collections c ON s.collection = c.id"
+        return list(db.execute(sql))
+    finally:
+        db.close()
+
+
 def _vector_needles(vectors: list[np.ndarray]) -> list[bytes]:
     out = []
     for v in vectors:
@@ -137,7 +147,8 @@ def _residue_before(path: Path, tmp: Path, marker: str, vectors: list[np.ndarray
 
 def _no_residue(path: Path, tmp: Path, marker: str, vectors: list[np.ndarray]) -> None:
     assert _grep(path, [marker.encode()]) == {}
-    assert _grep(path, _vector_needles(vectors)) == {}
+    hits = _grep(path, _vector_needles(vectors))
+    assert hits == {}, (hits, _segments(path))
     terms, survivors = _fts_terms(path, tmp)
     # A trigram some surviving document holds is that document's, not residue.
     assert (_trigrams(marker) - survivors) & terms == set()
@@ -341,3 +352,58 @@ def test_an_erase_reaches_another_process_cache(chroma_server, embedder):
             proc.stdin.close()
         proc.wait(timeout=120)
         eng.close()
+
+
+async def test_writes_during_an_erase_are_kept(tmp_path, embedder):
+    """Bob writes while Alice is erased (one process, one loop): every write of Bob's survives the rebuild."""
+    import asyncio
+
+    from mem_adapters import AsyncMemoryEngine
+
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=embedder)
+    try:
+        marker = _marker()
+        await eng.remember([{"role": "user", "text": f"Alice {marker} turn {i}"} for i in range(200)],
+                           session_id="a", user_id="alice")  # fmt: skip
+
+        async def bob() -> list[str]:
+            ids = []
+            for i in range(15):
+                w = await eng.remember([{"role": "user", "text": f"Bob writes line {i} during the erase"}],
+                                       session_id="b", user_id="bob")  # fmt: skip
+                ids += w.active_ids
+                await asyncio.sleep(0)
+            return ids
+
+        receipt, ids = await asyncio.gather(eng.erase(user_id="alice"), bob())
+        assert receipt.turns == 200 and receipt.verified_on_disk is True, receipt.residue_checks
+        assert sorted(t.id for t in await eng.get_messages("b", user_id="bob")) == sorted(ids)
+        assert _grep(tmp_path / "s", [marker.encode()]) == {}
+    finally:
+        await eng.aclose()
+
+
+def test_the_operator_scrub_clears_what_api_deletes_leave(tmp_path, embedder):
+    """A folder as a Chroma server leaves it (deletes through the API only): the scrub command clears it."""
+    path = tmp_path / "srv"
+    eng = MemoryEngine(path, embedder=embedder)
+    marker = _marker()
+    eng.remember([{"role": "user", "text": f"Alice's passphrase is {marker}, keep it."} for _ in range(1)]
+                 + [{"role": "user", "text": f"Alice again: {marker} number {i}."} for i in range(40)],
+                 session_id="a", user_id="alice")  # fmt: skip
+    eng.remember([{"role": "user", "text": "Bob keeps bees on the roof."}], session_id="b", user_id="bob")
+    vectors = [v for v, d in zip(*(_records(eng, "default", "alice")[k] for k in ("embeddings", "documents")),
+                                 strict=True) if marker in d][:3]  # fmt: skip
+    assert eng.clear_session("a", user_id="alice") == 41
+    eng.close()
+    assert _grep(path, [marker.encode()]), "an API delete leaves the text on disk"
+    out = subprocess.run([sys.executable, "-m", "mem_adapters.data.erasure", "--path", str(path)],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "VACUUM" in out.stdout
+    _no_residue(path, tmp_path, marker, vectors)
+    eng2 = MemoryEngine(path, embedder=embedder)
+    try:
+        assert "bees" in eng2.search("bees", user_id="bob").results[0].text
+    finally:
+        eng2.close()

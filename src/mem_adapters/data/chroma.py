@@ -12,6 +12,8 @@ bounded executor; an ``AsyncHttpClient`` is awaited directly, so the event loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import inspect
 import logging
@@ -34,6 +36,8 @@ AUX_VECTOR = [1.0]  # aux records are never searched by vector; Chroma still nee
 _PREFIX = "ma-"
 STAGING_SUFFIX = "-reembed"  # a tenant's copy while reembed() swaps its memory collection
 REBUILD_SUFFIX = "-rebuild"  # a collection's fresh copy while an erase rebuilds it (data.erasure)
+_EXCLUSIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("mem_adapters_exclusive", default=False)
+_IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("mem_adapters_in_call", default=False)
 PAGE = 5000  # records per read: well under Chroma's 32,766 SQL-variable limit
 MAX_OPEN_TENANTS = 256  # collection handles kept open, least recently used let go first
 SCHEMA = 2  # 2: every record carries a revision ("rev"); deletes leave tombstones in aux
@@ -320,6 +324,23 @@ def _with_metadatas(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return {**kwargs, "include": [*include, "metadatas"]}, True
 
 
+async def _sync_copy(src: Collection, dst: Collection, since_rev: int | None) -> None:
+    """Make ``dst`` hold what ``src`` holds now (after a copy, writes may have come meanwhile)."""
+    src_ids = set((await src.get_all(include=[]))["ids"])
+    dst_ids = set((await dst.get_all(include=[]))["ids"])
+    missing = sorted(src_ids - dst_ids)
+    if since_rev is not None:  # updated in place meanwhile: the same id, a newer revision
+        changed = await src.get_all(where={"rev": {"$gt": since_rev}}, include=[])
+        missing = sorted(set(missing) | set(changed["ids"]))
+    await dst.delete(sorted(dst_ids - src_ids))
+    for i in range(0, len(missing), PAGE):
+        got = await src.get(ids=missing[i : i + PAGE], include=["documents", "metadatas", "embeddings"])
+        if got["ids"]:
+            vectors = [list(map(float, v)) for v in got["embeddings"]]
+            docs = [d if d is not None else "" for d in got["documents"]]
+            await dst.upsert(list(got["ids"]), vectors, docs, list(got["metadatas"]))
+
+
 def _collection_gone(fn: Callable[..., Any], e: Exception) -> bool:
     """Whether ``e`` says the collection ``fn`` is a method of no longer exists."""
     col = getattr(fn, "__self__", None)
@@ -398,9 +419,52 @@ class ChromaStore:
         self._cache: OrderedDict[str, tuple[Collection, Collection]] = OrderedDict()
         self._open_lock = asyncio.Lock()
         self._max_batch: int | None = None
+        self._gate: asyncio.Event | None = None  # set while a task holds the store (exclusive())
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.txn_grace_s = txn_mod.grace_from_env()  # staged leftovers younger than this stay (.txn)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one Chroma call (see :meth:`_call`); held back while a task holds :meth:`exclusive`."""
+        if _EXCLUSIVE.get() or _IN_CALL.get():  # the holder, or a call made inside a call
+            return await self._call(fn, *args, **kwargs)
+        while self._gate is not None:
+            await self._gate.wait()
+        self._inflight += 1
+        self._idle.clear()
+        token = _IN_CALL.set(True)
+        try:
+            return await self._call(fn, *args, **kwargs)
+        finally:
+            _IN_CALL.reset(token)
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold back every other task's Chroma calls of this store; calls in flight finish first.
+
+        An erase's swap (last sync of a copy, drop, rename) runs inside, so no write of this
+        process lands in a collection about to be dropped. Keep it short.
+        """
+        if _EXCLUSIVE.get():  # re-entrant: the holder's own nested use
+            yield
+            return
+        token = _EXCLUSIVE.set(True)
+        while self._gate is not None:  # one holder at a time
+            await self._gate.wait()
+        gate = self._gate = asyncio.Event()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._gate = None
+            gate.set()
+            _EXCLUSIVE.reset(token)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one Chroma call; failures become typed errors, idempotent writes are retried.
 
         A transport failure (connection refused or reset, timeout, a server's 5xx) of a
@@ -457,6 +521,11 @@ class ChromaStore:
             if gone_id in (pair[0].id, pair[1].id):
                 del self._cache[tenant_id]
         fresh = await self._find(col.name)
+        for _ in range(200):  # an erase is between dropping the old and renaming the copy
+            if fresh is not None or await self._find(f"{col.name}{REBUILD_SUFFIX}") is None:
+                break
+            await asyncio.sleep(0.05)
+            fresh = await self._find(col.name)
         if fresh is not None and str(fresh.id) != gone_id:
             logger.debug("collection %s was replaced; %s made on the new one", col.name, name)
             return await self._run(getattr(fresh, name), *args, **kwargs)
@@ -613,7 +682,7 @@ class ChromaStore:
         col = await self._find(name)
         return None if col is None else str(col.id)
 
-    async def rebuild(self, name: str) -> tuple[str | None, int]:
+    async def rebuild(self, name: str, *, since_rev: int | None = None) -> tuple[str | None, int]:
         """Copy a collection into a fresh one and swap it in; returns ``(old id, records copied)``.
 
         Chroma never rewrites what it once wrote for a collection: deleted records stay in its
@@ -622,8 +691,9 @@ class ChromaStore:
         ``<name>-rebuild``; once its count matches, the old collection is dropped and the copy
         renamed. A crash before the drop leaves the old collection whole (the next rebuild
         drops the stale copy first); a crash after it is finished by :meth:`open`, which
-        renames the copy. The caller must keep other writers of the collection out meanwhile
-        (embedded stores: one process, see :mod:`.lock`).
+        renames the copy. Writes of this process during the copy are carried over before the
+        drop (ids compared; records stamped with a revision above ``since_rev`` copied again);
+        other processes must stay out (embedded stores: one process, see :mod:`.lock`).
 
         Raises:
             StoreError: the copy does not hold every record (nothing is dropped then).
@@ -654,12 +724,17 @@ class ChromaStore:
             docs = [d if d is not None else "" for d in got["documents"]]
             await dst.upsert(ids, vectors, docs, list(got["metadatas"]))
             copied += len(ids)
-        have, want = await dst.count(), await src.count()
-        if have != want:
-            raise StoreError(f"rebuilding {name}: the copy holds {have} of {want} records; nothing dropped")
-        self._cache.clear()  # handles of the old collection must not be used again
-        await self._run(self.client.delete_collection, name)
-        await self._run(created.modify, name=name)
+        await _sync_copy(src, dst, since_rev)  # most of what was written meanwhile, unhindered
+        async with self.exclusive():  # then no other call of this process until the swap is done
+            await _sync_copy(src, dst, since_rev)
+            have, want = await dst.count(), await src.count()
+            if have != want:
+                raise StoreError(
+                    f"rebuilding {name}: the copy holds {have} of {want} records; nothing dropped"
+                )
+            self._cache.clear()  # handles of the old collection must not be used again
+            await self._run(self.client.delete_collection, name)
+            await self._run(created.modify, name=name)
         return str(old.id), copied
 
     async def get_raw(self, name: str) -> Collection:

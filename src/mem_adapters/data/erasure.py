@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from .chroma import ChromaStore, collection_names
+from .clock import RevisionClock
 
 logger = logging.getLogger(__name__)
 
@@ -288,10 +289,12 @@ class Eraser:
 
     Args:
         store: The store whose records were just deleted.
+        clock: The data layer's revision clock: writes stamped during a rebuild are carried over.
     """
 
-    def __init__(self, store: ChromaStore) -> None:
+    def __init__(self, store: ChromaStore, clock: RevisionClock | None = None) -> None:
         self.store = store
+        self.clock = clock
         persist = store.persist_path()
         self.persist = Path(persist) if persist else None
         self.db_path = self.persist / SQLITE_NAME if self.persist else None
@@ -312,13 +315,16 @@ class Eraser:
         report = ErasureReport()
         dropped: list[str] = []
         collections: list[str] = []
+        start = time.monotonic()
         for name in collection_names(tenant_id):
             dropped.extend(await self._segments_of(name))
-            old_id, copied = await self.store.rebuild(name)
+            since = self.clock.since(self.clock.now()) if self.clock is not None else None
+            old_id, copied = await self.store.rebuild(name, since_rev=since)
             report.records_rebuilt += copied
             collections += [i for i in (old_id, await self.store.collection_id(name)) if i]
         report.residue_checks.append(
-            f"hnsw: mem and aux collections rebuilt from {report.records_rebuilt} surviving records"
+            f"hnsw: mem and aux collections rebuilt from {report.records_rebuilt} surviving records "
+            f"({time.monotonic() - start:.2f} s)"
         )
         await self._finish(report, dropped, needles, collections)
         return report
@@ -326,7 +332,10 @@ class Eraser:
     async def _segments_of(self, name: str) -> list[str]:
         """Segment ids (folder names) of a collection, read before it is dropped."""
         cid = await self.store.collection_id(name)
-        return [] if cid is None else await self._thread(segment_ids, self.db_path, [cid])
+        if cid is None:
+            return []
+        async with self.store.exclusive():  # see _finish: no Chroma call while our SQLite reads
+            return await self._thread(segment_ids, self.db_path, [cid])
 
     async def drop_tenant(self, tenant_id: str, needles: Needles) -> ErasureReport:
         """Drop a tenant's collections, their folders too, then scrub and check."""
@@ -335,10 +344,12 @@ class Eraser:
             return self._server_report()
         assert self.db_path is not None
         ids = [i for i in [await self.store.collection_id(n) for n in collection_names(tenant_id)] if i]
-        if not ids and not await self._thread(_orphans, self.persist, self.db_path):
+        async with self.store.exclusive():
+            orphans = await self._thread(_orphans, self.persist, self.db_path)
+            segments = await self._thread(segment_ids, self.db_path, ids)
+        if not ids and not orphans:
             # Nothing stored, nothing left by an erase that died: no VACUUM of the whole store.
             return ErasureReport(residue_checks=["collections: none, no folder of a dropped one left"])
-        segments = await self._thread(segment_ids, self.db_path, ids)
         await self.store.drop_tenant(tenant_id)
         report = ErasureReport()
         report.residue_checks.append(f"collections: {len(ids)} dropped")
@@ -348,12 +359,25 @@ class Eraser:
     async def _finish(
         self, report: ErasureReport, dropped: list[str], needles: Needles, collections: Sequence[str] = ()
     ) -> None:
-        """Scrub SQLite, remove dropped folders, then check the files (into ``report``)."""
+        """Scrub SQLite, remove dropped folders, then check the files (into ``report``).
+
+        Chroma's Rust core links its own SQLite: two SQLite libraries in one process do not see
+        each other's POSIX locks, so our connection must never be open while Chroma runs a
+        call. The whole scrub and check therefore hold :meth:`ChromaStore.exclusive` (other
+        tasks' Chroma calls wait; those in flight finish first).
+        """
+        async with self.store.exclusive():
+            await self._scrub_and_check(report, dropped, needles, collections)
+
+    async def _scrub_and_check(
+        self, report: ErasureReport, dropped: list[str], needles: Needles, collections: Sequence[str]
+    ) -> None:
         assert self.persist is not None and self.db_path is not None
         start = time.monotonic()
         # VACUUM before the folders: a crash in between leaves folders, which a rerun notices.
         reclaimed, done = await self._thread(scrub_sqlite, self.db_path)
         report.bytes_reclaimed = reclaimed
+        done[-1] += f" ({time.monotonic() - start:.2f} s with the merge)"
         report.residue_checks.extend(done)
         report.folders_removed = await self._thread(
             remove_dropped_folders, self.persist, self.db_path, dropped
@@ -380,10 +404,17 @@ class Eraser:
                 f"grep: skipped, the store holds {size} bytes (> {VERIFY_MAX_BYTES})"
             )
         else:
+            t = time.monotonic()
             hits = await self._thread(grep_files, self.persist, [*needles.texts, *needles.vectors])
+            late = [h for h in hits if _UUID.match(h.split(os.sep)[0])]
+            if late and await self._thread(remove_dropped_folders, self.persist, self.db_path, dropped):
+                # Chroma flushed a dropped collection's cached index after the removal above.
+                report.residue_checks.append("folders: a dropped collection's folder came back; removed")
+                hits = await self._thread(grep_files, self.persist, [*needles.texts, *needles.vectors])
             report.residue_checks.append(
                 f"grep: {len(needles.texts)} erased texts and {len(needles.vectors)} vectors in every file "
-                f"({size} bytes): {sum(hits.values())} hits" + (f" in {sorted(hits)}" if hits else "")
+                f"({size} bytes, {time.monotonic() - t:.2f} s): {sum(hits.values())} hits"
+                + (f" in {sorted(hits)}" if hits else "")
             )
             grep_ok = not hits
         report.verified_on_disk = None if grep_ok is None else grep_ok and log_rows == 0 and not leftovers
@@ -429,6 +460,13 @@ async def scrub_store(path: str | os.PathLike[str]) -> ErasureReport:
             report.records_rebuilt += copied
         report.residue_checks.append(f"hnsw: every collection rebuilt ({report.records_rebuilt} records)")
         await eraser._finish(report, dropped, Needles())
+        # Chroma may flush a dropped collection's cached index when its system stops: stop it,
+        # then remove what came back.
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+        late = remove_dropped_folders(eraser.persist, eraser.db_path, dropped) if eraser.persist else 0
+        report.residue_checks.append(f"folders: {late} written back after Chroma stopped, removed")
         return report
     finally:
         pool.shutdown(wait=True)

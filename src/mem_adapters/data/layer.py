@@ -339,7 +339,7 @@ class DataLayer:
         says what the operator must run. Tombstones of the deleted records (ids only) tell
         other processes to drop them. A rerun after a crash finishes the job.
         """
-        report = await Eraser(self.store).after_user_erase(tenant_id, needles)
+        report = await Eraser(self.store, self.clock).after_user_erase(tenant_id, needles)
         if self.snapshots is not None and report.records_rebuilt:
             self.snapshots.drop(tenant_id)  # the rebuild gave the collections new ids: all stale
         return report
