@@ -117,7 +117,8 @@ class LifecycleMixin(EngineBase):
             mem_name, _ = collection_names(tenant_id)
             store.forget(tenant_id)
             # Read whatever is stored, whichever embedder wrote it.
-            got = await (await store.get_raw(mem_name)).get_all(include=["documents", "metadatas"])
+            old = await store.get_raw(mem_name)
+            got = await old.get_all(include=["documents", "metadatas"])
             ids, docs, metas = list(got["ids"]), list(got["documents"]), list(got["metadatas"])
             loop = asyncio.get_running_loop()
             inputs = [rec.embedding_text(d or "", m) for d, m in zip(docs, metas, strict=True)]
@@ -127,7 +128,8 @@ class LifecycleMixin(EngineBase):
                 "ma_role": "mem",
                 "ma_embedder": new.identity,
                 "ma_dim": new.dimension,
-                "ma_schema": 2,
+                # The records are copied as they are: an older format is still migrated at open.
+                "ma_schema": old.metadata.get("ma_schema", 1),
             }
             # Staging first: if the process dies after the drop below, open() restores from it.
             staging = await store.create_raw(f"{mem_name}{STAGING_SUFFIX}", meta)
