@@ -515,9 +515,13 @@ def test_engine_with_llm_extractor_retries_after_malformed_output(tmp_path, embe
         enricher=Enricher(LLMExtractor(llm, summarize_episodes=False), backoff=0.01),
     )
     try:
+        from mem_adapters.records import turn_id
+
         tid = "turn-1"
-        replies += ['{"facts": [{"text": "Ana', json.dumps(_llm_payload(tid, "Berlin"))]
+        stored = turn_id("default", None, None, "s1", tid)  # the id the extractor is shown and cites
+        replies += ['{"facts": [{"text": "Ana', json.dumps(_llm_payload(stored, "Berlin"))]
         r = e.remember([{"id": tid, "role": "Ana", "text": "I moved to Berlin."}], session_id="s1")
+        assert r.active_ids == [stored]
         status = e.wait(r.passive_job_id, timeout=60)
         assert (status.status, status.attempts) == ("done", 2)
         assert [f.attributes["value"] for f in _facts(e)] == ["Berlin"]

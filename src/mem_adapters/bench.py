@@ -353,9 +353,12 @@ async def run_locomo(
             bm25 = None
             if {"bm25", "hybrid"} & set(baselines):
                 bm25 = BM25Index(tokenizer=plain_tokenize)
+                # Keyed by the stored ids, as the engine's and Chroma's results are (a caller's
+                # turn id is stored under an id scoped to its user and session).
+                stored = {dia: tid for tid, dia in id_to_dia.items()}
                 for _, _, turns in conv.sessions:
                     for t in turns:
-                        bm25.add(f"{conv.sample_id}:{t['dia_id']}", turn_text(t))
+                        bm25.add(stored[t["dia_id"]], turn_text(t))
             mem = (await engine.collections(tenant))[0]
             for q in conv.questions:
                 t0 = time.perf_counter()
