@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from ..errors import ValidationError
 from ..models import MemoryItem
-from ._core import Call, drop_none
+from ._core import Call, drop_none, quote_id
 
 MAX_IDS = 1000
 """Ids per request (the route's limit); longer lists are sent in several requests."""
@@ -24,10 +24,7 @@ def _ids(ids: Sequence[str]) -> list[str]:
     return list(ids)
 
 
-def _q(value: str) -> str:
-    from ._methods import _q as quote_id
-
-    return quote_id(value)
+_q = quote_id
 
 
 class AdapterMethods:

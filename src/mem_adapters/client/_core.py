@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from ..errors import ValidationError
 from ..models import Turn, to_utc
 from .errors import from_response
 
@@ -128,3 +130,10 @@ def json_default(value: Any) -> Any:
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     """``d`` without ``None`` values."""
     return {k: v for k, v in d.items() if v is not None}
+
+
+def quote_id(value: str) -> str:
+    """An id as one URL path segment (a blank or non-string id is a ``ValidationError``)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("id", "must be a non-empty string")
+    return quote(value, safe="")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import quote
 
 from ..enrichment.job_list import JobPage
 from ..errors import ValidationError
@@ -26,15 +25,12 @@ from ..models import (
     WriteResult,
 )
 from ._adapter_methods import AdapterMethods
-from ._core import Call, drop_none, fixed_turns, new_idempotency_key, new_memory_id
+from ._core import Call, drop_none, fixed_turns, new_idempotency_key, new_memory_id, quote_id
 
 Parse = Callable[[Any], Any]
 
 
-def _q(value: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("id", "must be a non-empty string")
-    return quote(value, safe="")
+_q = quote_id
 
 
 class ClientMethods(AdapterMethods):
