@@ -50,6 +50,27 @@ def _pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
+def _row(
+    build_s: float,
+    add_s: float,
+    lat: list[float],
+    nbytes: int,
+    *,
+    filters_and_weights: bool,
+    incremental: bool,
+) -> dict[str, Any]:
+    """One implementation's figures (the same fields for all three)."""
+    return {
+        "build_s": build_s,
+        "add_one_ms": add_s * 1000,
+        "query_p50_ms": _pct(lat, 50),
+        "query_p95_ms": _pct(lat, 95),
+        "bytes": int(nbytes),
+        "filters_and_weights": filters_and_weights,
+        "incremental": incremental,
+    }
+
+
 def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn(*args)
@@ -78,15 +99,7 @@ def bench_partition(
     posts = (
         8 * part._postings_len + 120 * len(part.postings) + 4 * len(part.tok_flat) + 8 * len(part.tok_start)
     )
-    return {
-        "build_s": build_s,
-        "add_one_ms": add_s * 1000,
-        "query_p50_ms": _pct(lat, 50),
-        "query_p95_ms": _pct(lat, 95),
-        "bytes": int(posts),
-        "filters_and_weights": True,
-        "incremental": True,
-    }, tops
+    return _row(build_s, add_s, lat, posts, filters_and_weights=True, incremental=True), tops
 
 
 def bench_bm25s(
@@ -117,15 +130,7 @@ def bench_bm25s(
     add_s, _ = _timed(build, [*tokens, extra])  # no incremental add: a write re-indexes
     sc = retr.scores
     nbytes = sum(np.asarray(sc[k]).nbytes for k in ("data", "indices", "indptr"))
-    return {
-        "build_s": build_s,
-        "add_one_ms": add_s * 1000,
-        "query_p50_ms": _pct(lat, 50),
-        "query_p95_ms": _pct(lat, 95),
-        "bytes": int(nbytes),
-        "filters_and_weights": False,
-        "incremental": False,
-    }, tops
+    return _row(build_s, add_s, lat, nbytes, filters_and_weights=False, incremental=False), tops
 
 
 def _vocab_ids(toks: list[list[str]]) -> tuple[list[list[int]], dict[str, int]]:
@@ -185,15 +190,7 @@ def bench_tantivy(
 
         add_s, _ = _timed(add_one)
         nbytes = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
-        return {
-            "build_s": build_s,
-            "add_one_ms": add_s * 1000,
-            "query_p50_ms": _pct(lat, 50),
-            "query_p95_ms": _pct(lat, 95),
-            "bytes": int(nbytes),
-            "filters_and_weights": False,
-            "incremental": True,
-        }, tops
+        return _row(build_s, add_s, lat, nbytes, filters_and_weights=False, incremental=True), tops
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -8,7 +8,6 @@ process boundary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -20,31 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from atomic_batch_worker import HashEmbedder  # the one hashed bag-of-words test embedder
 
 from mem_adapters import AsyncMemoryEngine
 from mem_adapters.data import PAGE, RevisionClock
 from mem_adapters.data import chroma as chroma_mod
 from mem_adapters.data.layer import TOMBSTONE_PREFIX, DataLayer
-
-
-class HashEmbedder:
-    """A small deterministic embedder (bag of hashed words), so big stores build fast."""
-
-    identity = "test:hash-bow:16"
-    dimension = 16
-
-    def _vec(self, text: str) -> list[float]:
-        v = np.zeros(self.dimension, dtype=np.float32)
-        for w in text.lower().split():
-            v[int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dimension] += 1.0
-        v[0] += 0.01
-        return (v / np.linalg.norm(v)).tolist()
-
-    def embed_documents(self, texts):
-        return [self._vec(t) for t in texts]
-
-    def embed_query(self, text):
-        return self._vec(text)
 
 
 class Recorder:
