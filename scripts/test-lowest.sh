@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lower bounds are real: install the LOWEST version every pyproject.toml allows for each direct
 # dependency (uv --resolution lowest-direct) into fresh venvs beside .venv and run the tests there:
-#   .venv-lowest         engine + both integrations with their [test] extras -> tests/langchain, tests/llama_index
+#   .venv-lowest         engine [server] + both integrations with their [test] extras -> tests/langchain,
+#                        tests/llama_index (each adapter test runs on an engine and on a client of `serve`)
 #   .venv-lowest-engine  the engine alone with its [test] extra             -> a few engine tests (embedded + server)
 #   .venv-lowest-server  the engine with its [server] extra                 -> its libraries import
 # Run by .ci/run after the main suite; needs network access to PyPI (uv comes from PyPI, into .venv).
@@ -21,9 +22,9 @@ lowest_venv() { # lowest_venv DIR REQUIREMENT... : a fresh venv with the lowest 
 
 echo "== lowest direct versions: engine + integrations"
 LOW="$ROOT/.venv-lowest"
-lowest_venv "$LOW" -e "$ROOT" -e "$ROOT/integrations/langchain[test]" -e "$ROOT/integrations/llama-index[test]"
+lowest_venv "$LOW" -e "$ROOT[server]" -e "$ROOT/integrations/langchain[test]" -e "$ROOT/integrations/llama-index[test]"
 "$UV" pip list --python "$LOW/bin/python" 2>/dev/null |
-  grep -E -i '^(chromadb|pydantic|onnxruntime|tokenizers|numpy|langchain|langchain-core|langchain-tests|langgraph|langgraph-checkpoint|llama-index-core|aiosqlite|hypothesis|pytest|pytest-asyncio) '
+  grep -E -i '^(chromadb|pydantic|onnxruntime|tokenizers|numpy|fastapi|uvicorn|httpx|pyjwt|langchain|langchain-core|langchain-tests|langgraph|langgraph-checkpoint|llama-index-core|aiosqlite|hypothesis|pytest|pytest-asyncio) '
 # The llama_index tests importorskip their package: an import failure must fail here, not skip there.
 "$LOW/bin/python" -c "import mem_adapters, langchain_mem_adapters, llama_index.memory.mem_adapters"
 "$LOW/bin/python" -m pytest tests/langchain tests/llama_index -q -p no:cacheprovider --disable-warnings
