@@ -5,6 +5,9 @@ chromadb 1.x) the deleted text and vectors stay in the persist folder:
 
 - **HNSW files.** A deleted vector is only *marked* deleted in ``data_level0.bin`` (hnswlib),
   and ``index_metadata.pickle`` keeps its id; nothing rewrites them while the collection lives.
+- **Unused HNSW slots.** A new index's ``malloc``'d buffer is written to disk whole, so slots
+  no element uses hold freed memory of the process, erased vectors included (:mod:`.hnsw_files`
+  zeroes them; :mod:`.heap` keeps freed memory from being handed out as it was).
 - **Dropped collections' folders.** ``delete_collection`` removes the rows but leaves the
   segment folder (``<persist>/<segment uuid>/``) with every vector in it.
 - **SQLite free pages.** ``chroma.sqlite3`` runs in rollback-journal mode without
@@ -17,7 +20,8 @@ chromadb 1.x) the deleted text and vectors stay in the persist folder:
 
 So, after the records are gone from Chroma, :class:`Eraser` rebuilds the tenant's collections
 (a fresh copy of the surviving records, then the old collection dropped, see
-:meth:`ChromaStore.rebuild`; crash-safe), removes the folders of dropped collections, merges
+:meth:`ChromaStore.rebuild`; crash-safe), removes the folders of dropped collections, zeroes
+every index's unused slots, merges
 the FTS5 index, ``VACUUM`` s the database (our own ``sqlite3`` connection, beside Chroma's;
 the engine's flock keeps other processes out, see :mod:`.lock`) and then checks its work: it
 greps every file of the persist folder for a sample of the erased texts and vectors and
@@ -56,6 +60,8 @@ import numpy as np
 
 from .chroma import ChromaStore, collection_names
 from .clock import RevisionClock
+from .heap import freed_memory_note
+from .hnsw_files import zero_unused_slots
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +216,22 @@ def remove_dropped_folders(persist: Path, db_path: Path, dropped: Sequence[str] 
         shutil.rmtree(entry, ignore_errors=True)
         removed += not entry.exists()
     return removed
+
+
+def zero_index_slack(persist: Path) -> tuple[int, int]:
+    """Zero the unused slots of every index folder in ``persist`` (see :mod:`.hnsw_files`).
+
+    Chroma writes a new index's whole ``malloc``'d buffer to disk, so a collection created
+    after (or during) an erase may carry freed memory holding erased vectors in slots no
+    element uses. Returns (folders changed, bytes zeroed).
+    """
+    folders = zeroed = 0
+    for entry in persist.iterdir():
+        if entry.is_dir() and _UUID.match(entry.name):
+            n = zero_unused_slots(entry)
+            folders += n > 0
+            zeroed += n
+    return folders, zeroed
 
 
 def scrub_sqlite(db_path: Path) -> tuple[int, list[str]]:
@@ -383,6 +405,11 @@ class Eraser:
             remove_dropped_folders, self.persist, self.db_path, dropped
         )
         report.residue_checks.append(f"folders: {report.folders_removed} of dropped collections removed")
+        folders, zeroed = await self._thread(zero_index_slack, self.persist)
+        report.residue_checks.append(
+            f"hnsw: {zeroed} bytes of unused index slots zeroed in {folders} folders"
+        )
+        report.residue_checks.append(freed_memory_note())
         leftovers = [p.name for p in self.persist.iterdir() if p.name.startswith(SQLITE_NAME + "-")]
         report.residue_checks.append(f"sqlite: journal/WAL files left: {len(leftovers)}")
         log_rows = await self._thread(log_rows_with_data, self.db_path, needles.ids, list(collections))
@@ -467,6 +494,9 @@ async def scrub_store(path: str | os.PathLike[str]) -> ErasureReport:
         SharedSystemClient.clear_system_cache()
         late = remove_dropped_folders(eraser.persist, eraser.db_path, dropped) if eraser.persist else 0
         report.residue_checks.append(f"folders: {late} written back after Chroma stopped, removed")
+        if eraser.persist:
+            _, zeroed = zero_index_slack(eraser.persist)
+            report.residue_checks.append(f"hnsw: {zeroed} bytes of unused slots zeroed after Chroma stopped")
         return report
     finally:
         pool.shutdown(wait=True)

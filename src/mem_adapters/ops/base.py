@@ -16,6 +16,7 @@ from typing import Any
 from ..data import ChromaStore, Collection, DataLayer
 from ..data.chroma import async_http_client
 from ..data.clock import SeqClock
+from ..data.heap import scrub_freed_memory
 from ..data.lock import StoreLock, count_write, folder_key
 from ..data.snapshots import SnapshotStore
 from ..embeddings import as_embedder, count_tokens
@@ -105,6 +106,7 @@ class EngineBase:
 
             self.path = Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH)
             self._lock = StoreLock(self.path)  # one writer process per folder (StoreLockedError)
+            scrub_freed_memory()  # before any record is read into this process (data/heap.py)
             try:
                 client = chromadb.PersistentClient(path=str(self.path))
             except BaseException:
