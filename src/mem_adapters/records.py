@@ -92,14 +92,40 @@ def engine_made_id(record_id: str, kind: str | None) -> bool:
     return GENERATED_RAW_ID.fullmatch(record_id) is not None or SCOPED_RAW_ID.fullmatch(record_id) is not None
 
 
+LEGACY_LANGCHAIN_MARK = "m.lc_type"  # indexed metadata key of every message LangChain's history wrote
+
+
+def legacy_caller_of(record_id: str, md: dict[str, Any]) -> str:
+    """The caller id a format-2 turn or raw memory stands for.
+
+    Its stored id, except for a message of format 2's LangChain chat history: that stored
+    ``lc:{session_id}:{message.id}``, and today's history sends ``message.id`` itself as the
+    caller id (the engine scopes it), so the prefix is dropped. Such a turn is known by the
+    ``lc_type`` metadata the history writes and by its own session in the prefix, so a
+    session holding ``:`` splits where it was written.
+    """
+    session = md.get("session_id")
+    if md.get("kind") == "turn" and LEGACY_LANGCHAIN_MARK in md and isinstance(session, str):
+        prefix = f"lc:{session}:"
+        if record_id.startswith(prefix) and len(record_id) > len(prefix):
+            return record_id[len(prefix) :]
+    return record_id
+
+
+def legacy_stored_ids(session_id: str, caller_id: str) -> list[str]:
+    """Where a format-2 store may keep the turn a caller id names: the id itself, or the
+    ``lc:{session}:{id}`` of format 2's LangChain history (see :func:`legacy_caller_of`)."""
+    return [caller_id, f"lc:{session_id}:{caller_id}"]
+
+
 def legacy_caller_id(record_id: str, md: dict[str, Any]) -> dict[str, Any]:
-    """``md`` with ``caller_id`` = ``record_id`` for a format-2 turn/raw memory a caller named."""
+    """``md`` with ``caller_id`` set for a format-2 turn/raw memory a caller named."""
     if (
         md.get("kind") in ("turn", "raw")
         and "caller_id" not in md
         and not engine_made_id(record_id, md["kind"])
     ):
-        return {**md, "caller_id": record_id}
+        return {**md, "caller_id": legacy_caller_of(record_id, md)}
     return md
 
 

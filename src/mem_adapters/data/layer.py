@@ -160,7 +160,9 @@ class DataLayer:
         and keeps the caller's id as ``caller_id``. Old records keep their stored ids (an id
         map, so nothing that points at them changes: observations, facts' sources, history,
         jobs); each gets ``caller_id`` = its id when that id is not one the engine makes
-        (``t_`` + 32 hex content hashes, ``mem_`` + 32 hex). Writes resolve a caller id to
+        (``t_`` + 32 hex content hashes, ``mem_`` + 32 hex), without the ``lc:{session}:``
+        prefix format 2's LangChain history put on message ids
+        (:func:`mem_adapters.records.legacy_caller_of`). Writes resolve a caller id to
         such a record when its scope matches (see ``ops.writes``), so a re-sent old turn is
         still a no-op.
 
@@ -170,14 +172,17 @@ class DataLayer:
         """
         mem, _ = pair
         got = await mem.get_all(where={"kind": {"$in": ["turn", "raw"]}}, include=["metadatas"])
-        ids = [
-            i
+        marks = {
+            i: rec.legacy_caller_of(i, m)
             for i, m in zip(got["ids"], got["metadatas"], strict=True)
             if "caller_id" not in m and not _generated(i, m)
-        ]
+        }
+        ids = list(marks)
         if ids:
             rev = self.clock.next(len(ids))
-            await mem.update_metadata(ids, [{"caller_id": i, "rev": rev + n} for n, i in enumerate(ids)])
+            await mem.update_metadata(
+                ids, [{"caller_id": marks[i], "rev": rev + n} for n, i in enumerate(ids)]
+            )
         await mem.modify_metadata({**mem.metadata, "ma_schema": FORMAT})
         self.store.forget(tenant_id)
         if ids:

@@ -63,7 +63,7 @@ def _apply_write_options(
 
 
 def _is_legacy_turn(md: dict[str, Any], caller_id: str, scope: dict[str, Any]) -> bool:
-    """Whether a record stored under the id ``caller_id`` is a format-2 turn of this scope."""
+    """Whether a format-2 record (see ``rec.legacy_stored_ids``) is the turn ``caller_id`` names here."""
     return (
         md.get("kind") == "turn"
         and md.get("caller_id", caller_id) == caller_id
@@ -191,7 +191,8 @@ class WritesMixin(EngineBase):
         rows = self._turn_rows(parsed, scope, base_meta, now, self.limits)
         ids = [r[0] for r in rows]
         async with self._session_lock(tenant_id, session_id):
-            found = await self._get_raw(tenant_id, list(dict.fromkeys(ids + self._legacy_ids(rows))))
+            legacy = self._legacy_ids(rows, session_id)
+            found = await self._get_raw(tenant_id, list(dict.fromkeys(ids + legacy)))
             rows = self._check_caller_ids(rows, found, scope)
             ids = [r[0] for r in rows]
             fresh: dict[str, _Row] = {}
@@ -281,9 +282,9 @@ class WritesMixin(EngineBase):
         return rows
 
     @staticmethod
-    def _legacy_ids(rows: list[_Row]) -> list[str]:
-        """Caller ids to look up as stored ids: format-2 stores kept a caller id as the id itself."""
-        return [t.id for _, t, _, _ in rows if t.id is not None]
+    def _legacy_ids(rows: list[_Row], session_id: str) -> list[str]:
+        """Stored ids a format-2 store may hold a caller id's turn under (see :meth:`_check_caller_ids`)."""
+        return [i for _, t, _, _ in rows if t.id is not None for i in rec.legacy_stored_ids(session_id, t.id)]
 
     @staticmethod
     def _check_caller_ids(
@@ -294,9 +295,10 @@ class WritesMixin(EngineBase):
         A caller id is scoped to (tenant, sub-tenant, user, session): re-sending the same turn
         is a no-op (even when a retrying client stamps it anew), but reusing the id in the
         same scope for a different turn would silently lose it, so it is an error. A turn
-        written by a format-2 store (whose stored id *is* the caller id, see
+        written by a format-2 store (whose stored id *is* the caller id, or the
+        ``lc:{session}:{id}`` of its LangChain history, see
         :meth:`mem_adapters.data.DataLayer._migrate_caller_ids`) is the same turn when its
-        scope matches; the row then takes that stored id.
+        scope and migrated ``caller_id`` match; the row then takes that stored id.
 
         Returns:
             The rows, each with the stored id it resolves to.
@@ -305,9 +307,11 @@ class WritesMixin(EngineBase):
         for i, (tid, t, ts, meta) in enumerate(rows):
             if t.id is not None:
                 hit = found.get(tid)
-                legacy = found.get(t.id) if hit is None else None
-                if legacy is not None and _is_legacy_turn(legacy[1], t.id, scope):
-                    tid, hit = t.id, legacy
+                for old_id in rec.legacy_stored_ids(scope["session_id"], t.id) if hit is None else ():
+                    legacy = found.get(old_id)
+                    if legacy is not None and _is_legacy_turn(legacy[1], t.id, scope):
+                        tid, hit = old_id, legacy
+                        break
                 if hit is not None:
                     text, md = hit
                     if (md.get("role"), text) != (t.role, t.text):
