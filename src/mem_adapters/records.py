@@ -113,8 +113,11 @@ def legacy_caller_of(record_id: str, md: dict[str, Any]) -> str:
 
 
 def legacy_stored_ids(session_id: str, caller_id: str) -> list[str]:
-    """Where a format-2 store may keep the turn a caller id names: the id itself, or the
-    ``lc:{session}:{id}`` of format 2's LangChain history (see :func:`legacy_caller_of`)."""
+    """Where a format-2 store may keep the turn a caller id names.
+
+    The id itself, or the ``lc:{session}:{id}`` of format 2's LangChain history (see
+    :func:`legacy_caller_of`).
+    """
     return [caller_id, f"lc:{session_id}:{caller_id}"]
 
 
