@@ -60,7 +60,7 @@ def test_fixture_is_format_2_and_small():
     size = sum(f.stat().st_size for f in (FIXTURES / "store-v2").rglob("*") if f.is_file())
     assert size < 2 * 1024 * 1024
     assert MANIFEST["made_by"] == "83683fb"
-    assert FORMAT == 3
+    assert FORMAT == 4
 
 
 def test_old_store_opens_migrated_and_reads_back(store_v2, embedder):

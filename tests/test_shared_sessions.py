@@ -397,3 +397,83 @@ def test_erase_in_a_fixed_conversation(tmp_path, embedder, erased):
         _assert_erase_leaves_only_others(e, CONVERSATION, erased, tmp_path)
     finally:
         e.close()
+
+
+def _mix_alices_episode(e: MemoryEngine) -> tuple[str, tuple[Any, ...], str]:
+    """Rewrite Alice's episode as the pre-format-4 worker built it (every user's turns and
+    facts, both users' words in its text, a history row quoting them); flag the tenant as
+    written before format 4. Returns (episode id, its clean (text, turn ids, fact ids), history id)."""
+    eps = {x.user_id: x for x in e.list(kinds=["episode"], page_size=100).results}
+    alice, bob = eps["alice"], eps["bob"]
+    clean = (alice.text, alice.attributes["turn_ids"], alice.attributes["fact_ids"])
+    turns = [t.id for t in e.get_messages("s1")]
+    facts = [f.id for f in e.list(kinds=["fact"], page_size=100).results]
+    mixed_text = f"{alice.text} {bob.text}"
+    data = e.run(e.aengine.data())
+    mem, aux = e.run(e.aengine.collections("default"))
+    md = dict(e.run(mem.get(ids=[alice.id], include=["metadatas"]))["metadatas"][0])
+    md.update(attrs=json.dumps({**json.loads(md["attrs"]), "turn_ids": turns, "fact_ids": facts}),
+              source_ids=json.dumps(turns))  # fmt: skip
+    e.run(data.write_records("default", [alice.id], [mixed_text], [md]))
+    e.delete(bob.id)  # the old worker wrote Bob no episode of his own
+    hid = f"h:{alice.id}:1:UPDATE"
+    e.run(aux.upsert([hid], [AUX_VECTOR], [mixed_text], [{"type": "history", "memory_id": alice.id,
+                                                         "version": 1, "user_id": "alice"}]))  # fmt: skip
+    assert _foreign(e.get(alice.id).text, "alice")
+    # As a format-3 release left it (the next open of the tenant, in any process, repairs it).
+    e.run(mem.modify_metadata({**mem.metadata, "ma_schema": 3}))
+    return alice.id, clean, hid
+
+
+@pytest.mark.parametrize("enrich", [True, False], ids=["enriching", "plain"])
+def test_an_upgraded_store_rewrites_mixed_episodes_per_user_at_first_open(tmp_path, embedder, enrich):
+    """Issue #11 on upgrade: no user-scoped read of an old store returns another user's words,
+    without waiting for an erase; the repair runs once."""
+    path = tmp_path / "s"
+    e = _engine(path, embedder)
+    try:
+        _remember(e, CONVERSATION)
+        episode_id, clean, hid = _mix_alices_episode(e)
+    finally:
+        e.close()
+
+    again = MemoryEngine(path, embedder=embedder, enricher="default" if enrich else None)
+    try:
+        context = again.search("Where do I live? What do I eat?", user_id="alice", mode="context").context
+        assert not _foreign(context, "alice"), context
+        rebuilt = again.get(episode_id)
+        assert (rebuilt.text, rebuilt.attributes["turn_ids"], rebuilt.attributes["fact_ids"]) == clean
+        mem, aux = again.run(again.aengine.collections("default"))
+        assert not again.run(aux.get(ids=[hid]))["ids"]
+        assert mem.metadata["ma_schema"] == 4 and mem.metadata["ma_repair_episodes"] is False
+        stamp = rebuilt.updated_at
+    finally:
+        again.close()
+    third = MemoryEngine(path, embedder=embedder)
+    try:
+        assert third.get(episode_id).updated_at == stamp  # not rewritten a second time
+    finally:
+        third.close()
+
+
+def test_a_repair_that_fails_leaves_the_tenant_readable_and_flagged(tmp_path, embedder, caplog):
+    class Failing(Enricher):
+        async def repair_mixed_episodes(self, tenant_id: str) -> int:
+            raise RuntimeError("the summarizer's LLM is down")
+
+    path = tmp_path / "s"
+    e = _engine(path, embedder)
+    try:
+        _remember(e, CONVERSATION[:3])
+        mem, _ = e.run(e.aengine.collections("default"))
+        e.run(mem.modify_metadata({**mem.metadata, "ma_schema": 3}))
+    finally:
+        e.close()
+    again = MemoryEngine(path, embedder=embedder, enricher=Failing())
+    try:
+        assert [m.text for m in again.get_messages("s1", user_id="alice")][:1] == ["My name is Alicia."]
+        mem, _ = again.run(again.aengine.collections("default"))
+        assert mem.metadata["ma_schema"] == 4 and mem.metadata["ma_repair_episodes"] is True
+        assert "LLM is down" in caplog.text
+    finally:
+        again.close()

@@ -23,6 +23,7 @@ that has not caught up for that long is reloaded instead.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import time
@@ -54,9 +55,17 @@ LOAD_PAGE = 1000  # records per page when a partition is loaded (bounds the tran
 
 PartitionKey = tuple[str, str | None]
 
-FORMAT = 3
+FORMAT = 4
 """Store format of a tenant (``ma_schema`` of its memory collection): 2 stamped revisions on
-every record; 3 scopes caller ids per user and session (see ``_migrate_caller_ids``)."""
+every record; 3 scopes caller ids per user and session (see ``_migrate_caller_ids``); 4 has
+episodes per user (an older tenant is flagged with :data:`REPAIR_KEY` until repaired)."""
+# A tenant written before format 4 may hold closed episodes mixing the users of a shared
+# session; it carries this flag until the engine's repair (``on_upgrade``) has rewritten them.
+REPAIR_KEY = "ma_repair_episodes"
+REPAIR_RETRY_S = 60.0
+_IN_REPAIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mem_adapters_in_repair", default=None
+)
 
 
 def _generated(record_id: str, meta: dict[str, Any]) -> bool:
@@ -97,8 +106,14 @@ class DataLayer:
         embed: Callable[[list[str]], Awaitable[list[list[float]]]] | None = None,
         seq: SeqClock | None = None,
         exclusive: StoreLock | None = None,
+        on_upgrade: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        # Derived-record repair an upgraded tenant still owes (REPAIR_KEY): run by the engine,
+        # which has the enrichment code; the data layer only says when.
+        self.on_upgrade = on_upgrade
+        self._repairs: dict[str, asyncio.Future[None]] = {}  # tenant -> its repair, running
+        self._repair_failed: dict[str, float] = {}  # tenant -> monotonic time its repair last failed
         self._exclusive = exclusive
         # Partition -> this process's write count when its last catch-up read started.
         self._current_at: weakref.WeakKeyDictionary[Partition, int] = weakref.WeakKeyDictionary()
@@ -127,11 +142,53 @@ class DataLayer:
         """
         pair = await self.store.open(tenant_id, create=create)
         if pair is not None and pair[0].metadata.get("ma_schema", 1) < FORMAT:
-            if pair[0].metadata.get("ma_schema", 1) < 2:
+            schema = pair[0].metadata.get("ma_schema", 1)
+            if schema < 2:
                 await self._migrate_revisions(tenant_id, pair)
-            await self._migrate_caller_ids(tenant_id, pair)
+            if schema < 3:
+                await self._migrate_caller_ids(
+                    tenant_id, (await self.store.open(tenant_id, create=False)) or pair
+                )
+            await self._stamp(tenant_id, {"ma_schema": FORMAT, REPAIR_KEY: True})  # format 4
             pair = await self.store.open(tenant_id, create=False)  # handles with the new format
+        if (
+            pair is not None
+            and pair[0].metadata.get(REPAIR_KEY)
+            and self.on_upgrade is not None
+            and _IN_REPAIR.get() != tenant_id  # the repair itself reads and writes the tenant
+            and time.monotonic() - self._repair_failed.get(tenant_id, -REPAIR_RETRY_S) >= REPAIR_RETRY_S
+        ):
+            # Every other caller waits for the one repair: none may read what it is rewriting.
+            repair = self._repairs.get(tenant_id)
+            if repair is None:
+                repair = self._repairs[tenant_id] = asyncio.ensure_future(self._repair(tenant_id))
+            await asyncio.shield(repair)
+            pair = await self.store.open(tenant_id, create=False)
         return pair
+
+    async def _repair(self, tenant_id: str) -> None:
+        assert self.on_upgrade is not None
+        _IN_REPAIR.set(tenant_id)  # this task's context only
+        try:
+            await self.on_upgrade(tenant_id)
+            await self._stamp(tenant_id, {REPAIR_KEY: False})  # only once it is done: a crash reruns it
+        except Exception:
+            # A repair that fails (a summarizer's LLM down, say) must not make the tenant
+            # unreadable: the flag stays, and a read after REPAIR_RETRY_S tries again.
+            self._repair_failed[tenant_id] = time.monotonic()
+            logger.exception(
+                "repairing tenant %r after its upgrade failed; retried in %d s", tenant_id, REPAIR_RETRY_S
+            )
+        finally:
+            self._repairs.pop(tenant_id, None)
+
+    async def _stamp(self, tenant_id: str, fields: dict[str, Any]) -> None:
+        """Merge ``fields`` into the metadata of the tenant's memory collection."""
+        pair = await self.store.open(tenant_id, create=False)
+        if pair is None:
+            return
+        await pair[0].modify_metadata({**pair[0].metadata, **fields})
+        self.store.forget(tenant_id)  # cached handles carry the old metadata
 
     async def mem(self, tenant_id: str) -> Collection:
         """The tenant's memory collection (created if absent)."""
@@ -183,10 +240,10 @@ class DataLayer:
             await mem.update_metadata(
                 ids, [{"caller_id": marks[i], "rev": rev + n} for n, i in enumerate(ids)]
             )
-        await mem.modify_metadata({**mem.metadata, "ma_schema": FORMAT})
+        await mem.modify_metadata({**mem.metadata, "ma_schema": 3})
         self.store.forget(tenant_id)
         if ids:
-            logger.info("marked %d caller ids in tenant %r (store format %d)", len(ids), tenant_id, FORMAT)
+            logger.info("marked %d caller ids in tenant %r (store format 3)", len(ids), tenant_id)
 
     # ------------------------------------------------------------------ writes
 

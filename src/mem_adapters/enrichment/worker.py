@@ -1229,7 +1229,7 @@ class Enricher:
             return 0
         mem, aux = pair
         affected = {md.get("session_id", "") for _, md in await self._fed_by(mem, sessions, gone)}
-        changed: list[str] = []
+        changed = 0
         for session in sorted(affected):
             async with self._lock(tenant_id, session):  # not while a job writes this session
                 doomed, redo = [], []
@@ -1237,42 +1237,94 @@ class Enricher:
                     if md.get("kind") != "episode":
                         doomed.append(rid)
                         continue
-                    attrs = json.loads(md.get("attrs") or "{}")
-                    attrs["turn_ids"] = [t for t in attrs.get("turn_ids", []) if t not in gone]
-                    attrs["fact_ids"] = [f for f in attrs.get("fact_ids", []) if f not in gone]
-                    ep = {"id": rid, "md": md, "attrs": attrs}
-                    await self._own_only(mem, ep)
-                    turns = (
-                        await mem.get(ids=attrs["turn_ids"], include=["metadatas"])
-                        if attrs["turn_ids"]
-                        else None
-                    )
-                    stamps = (
-                        [float(m["ts"]) for m in turns["metadatas"] if m.get("ts") is not None]
-                        if turns
-                        else []
-                    )
-                    if not stamps:
+                    ep = await self._cleaned(mem, rid, md, gone)
+                    if ep is None:
                         doomed.append(rid)
-                        continue
-                    attrs.update(started_ts=min(stamps), ended_ts=max(stamps))
-                    attrs.update(started_at=_iso(attrs["started_ts"]), ended_at=_iso(attrs["ended_ts"]))
-                    redo.append(ep)
-                ids = doomed + [ep["id"] for ep in redo]
-                if not ids:
-                    continue
-                history = await aux.get_all(
-                    where={"$and": [{"type": "history"}, {"memory_id": {"$in": ids}}]}, include=[]
-                )
-                if history["ids"]:
-                    await aux.delete(list(history["ids"]))
-                await data.delete_records(tenant_id, doomed)
-                if redo:
-                    await self._write_episodes(tenant_id, mem, redo)
-                changed.extend(ids)
+                    else:
+                        redo.append(ep)
+                changed += await self._rewrite(tenant_id, mem, aux, doomed, redo)
         if changed:
-            logger.info("erase: %d derived records of other users regenerated or deleted", len(changed))
-        return len(changed)
+            logger.info("erase: %d derived records of other users regenerated or deleted", changed)
+        return changed
+
+    async def repair_mixed_episodes(self, tenant_id: str) -> int:
+        """Rewrite the tenant's episodes that hold other users' turns or facts; returns how many.
+
+        Before store format 4 an episode of a shared session held every user's turns and facts
+        (and its summary their words). The data layer flags such a tenant when it is upgraded
+        and asks the engine to run this once (``DataLayer.on_upgrade``): each episode keeps only
+        its own user's records and is summarized again from them (deleted when none of its own
+        turns remain), and its history rows (pre-images, which may quote the other users) go.
+        Episodes that hold only their user's records are left untouched.
+        """
+        data = await self.data()
+        pair = await data.collections(tenant_id, create=False)
+        if pair is None:
+            return 0
+        mem, aux = pair
+        got = await mem.get_all(where={"kind": "episode"}, include=["metadatas"])
+        by_session: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for rid, md in zip(got["ids"], got["metadatas"], strict=True):
+            by_session.setdefault(str(md.get("session_id") or ""), []).append((rid, md))
+        changed = 0
+        for session, episodes in sorted(by_session.items()):
+            async with self._lock(tenant_id, session):
+                doomed, redo = [], []
+                for rid, md in episodes:
+                    if not await self._mixed(mem, rid, md):
+                        continue  # its own user's records only
+                    ep = await self._cleaned(mem, rid, md, set())
+                    if ep is None:
+                        doomed.append(rid)
+                    else:
+                        redo.append(ep)
+                changed += await self._rewrite(tenant_id, mem, aux, doomed, redo)
+        if changed:
+            logger.info("tenant %r: %d episodes mixing users rewritten (store format 4)", tenant_id, changed)
+        return changed
+
+    async def _mixed(self, mem: Any, rid: str, md: dict[str, Any]) -> bool:
+        """Whether the episode lists a stored turn or fact of another user."""
+        attrs = json.loads(md.get("attrs") or "{}")
+        lists = {"turn_ids": list(attrs.get("turn_ids", [])), "fact_ids": list(attrs.get("fact_ids", []))}
+        probe = {"id": rid, "md": md, "attrs": dict(lists)}
+        await self._own_only(mem, probe)
+        return probe["attrs"] != lists
+
+    async def _cleaned(self, mem: Any, rid: str, md: dict[str, Any], gone: set[str]) -> dict[str, Any] | None:
+        """The episode without ``gone`` and other users' records, its time span recomputed.
+
+        ``None`` when none of its own turns remain stored (it is then to be deleted).
+        """
+        attrs = json.loads(md.get("attrs") or "{}")
+        attrs["turn_ids"] = [t for t in attrs.get("turn_ids", []) if t not in gone]
+        attrs["fact_ids"] = [f for f in attrs.get("fact_ids", []) if f not in gone]
+        ep = {"id": rid, "md": md, "attrs": attrs}
+        await self._own_only(mem, ep)
+        turns = await mem.get(ids=attrs["turn_ids"], include=["metadatas"]) if attrs["turn_ids"] else None
+        stamps = [float(m["ts"]) for m in turns["metadatas"] if m.get("ts") is not None] if turns else []
+        if not stamps:
+            return None
+        attrs.update(started_ts=min(stamps), ended_ts=max(stamps))
+        attrs.update(started_at=_iso(attrs["started_ts"]), ended_at=_iso(attrs["ended_ts"]))
+        return ep
+
+    async def _rewrite(
+        self, tenant_id: str, mem: Any, aux: Any, doomed: list[str], redo: list[dict[str, Any]]
+    ) -> int:
+        """Delete ``doomed``, summarize and store ``redo`` again, and drop both's history rows."""
+        ids = doomed + [ep["id"] for ep in redo]
+        if not ids:
+            return 0
+        history = await aux.get_all(
+            where={"$and": [{"type": "history"}, {"memory_id": {"$in": ids}}]}, include=[]
+        )
+        if history["ids"]:
+            await aux.delete(list(history["ids"]))
+        await (await self.data()).delete_records(tenant_id, doomed)
+        if redo:
+            await self._write_episodes(tenant_id, mem, redo)
+        return len(ids)
 
     @staticmethod
     async def _fed_by(mem: Any, sessions: list[str], gone: set[str]) -> list[tuple[str, dict[str, Any]]]:

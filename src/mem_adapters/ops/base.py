@@ -170,6 +170,7 @@ class EngineBase:
                         embed=self.embed,
                         seq=self._seq,
                         exclusive=self._lock,
+                        on_upgrade=self._repair_upgraded,
                     )
                     self.retriever.data = self._data
                     self._store = store
@@ -180,6 +181,15 @@ class EngineBase:
         await self.store()
         assert self._data is not None
         return self._data
+
+    async def _repair_upgraded(self, tenant_id: str) -> None:
+        """What a tenant of an older store format still owes (``DataLayer.on_upgrade``).
+
+        Episodes that mixed the users of a shared session are rewritten per user, with or
+        without enrichment (a detached enricher does it when the engine has none).
+        """
+        enricher = self.enricher if isinstance(self.enricher, Enricher) else Enricher.detached(self.data)
+        await enricher.repair_mixed_episodes(tenant_id)
 
     async def collections(
         self, tenant_id: str, *, create: bool = True
