@@ -399,7 +399,7 @@ def test_erase_in_a_fixed_conversation(tmp_path, embedder, erased):
         e.close()
 
 
-def _mix_alices_episode(e: MemoryEngine) -> tuple[str, tuple[Any, ...], str]:
+def _mix_alices_episode(e: MemoryEngine, *, flag: bool = True) -> tuple[str, tuple[Any, ...], str]:
     """Rewrite Alice's episode as the pre-format-4 worker built it (every user's turns and
     facts, both users' words in its text, a history row quoting them); flag the tenant as
     written before format 4. Returns (episode id, its clean (text, turn ids, fact ids), history id)."""
@@ -420,8 +420,8 @@ def _mix_alices_episode(e: MemoryEngine) -> tuple[str, tuple[Any, ...], str]:
     e.run(aux.upsert([hid], [AUX_VECTOR], [mixed_text], [{"type": "history", "memory_id": alice.id,
                                                          "version": 1, "user_id": "alice"}]))  # fmt: skip
     assert _foreign(e.get(alice.id).text, "alice")
-    # As a format-3 release left it (the next open of the tenant, in any process, repairs it).
-    e.run(mem.modify_metadata({**mem.metadata, "ma_schema": 3}))
+    if flag:  # as a format-3 release left it (the next open of the tenant, in any process, repairs it)
+        e.run(mem.modify_metadata({**mem.metadata, "ma_schema": 3}))
     return alice.id, clean, hid
 
 
@@ -477,3 +477,28 @@ def test_a_repair_that_fails_leaves_the_tenant_readable_and_flagged(tmp_path, em
         assert "LLM is down" in caplog.text
     finally:
         again.close()
+
+
+def test_importing_an_export_with_mixed_episodes_rewrites_them_per_user(tmp_path, embedder):
+    """A file exported by an older release may hold mixed episodes: the import repairs them."""
+    from mem_adapters import transfer
+
+    e = _engine(tmp_path / "old", embedder)
+    try:
+        _remember(e, CONVERSATION)
+        episode_id, clean, _ = _mix_alices_episode(e, flag=False)
+
+        async def dump():
+            return [r async for r in transfer.export_records(e.aengine, tenant_id="default")]
+
+        exported = e.run(dump())
+    finally:
+        e.close()
+    assert [r for r in exported if r.get("id") == episode_id and _foreign(r["text"], "alice")]
+    fresh = MemoryEngine(tmp_path / "new", embedder=embedder)
+    try:
+        fresh.run(transfer.import_records(fresh.aengine, [transfer.header(), *exported]))
+        rebuilt = fresh.get(episode_id)
+        assert (rebuilt.text, rebuilt.attributes["turn_ids"], rebuilt.attributes["fact_ids"]) == clean
+    finally:
+        fresh.close()

@@ -261,6 +261,7 @@ async def import_records(
         ValidationError: a record is malformed (nothing after the previous batch is written).
     """
     counts = ImportCounts()
+    episodes_in: set[str] = set()  # tenants that received episodes
     batch: list[dict[str, Any]] = []
     n = 0
     async for obj in _aiter(records):
@@ -269,14 +270,18 @@ async def import_records(
         if rec_ is None:
             continue
         if batch and (rec_["tenant_id"], rec_["record"]) != (batch[0]["tenant_id"], batch[0]["record"]):
-            await _write_batch(engine, batch, counts, progress)
+            await _write_batch(engine, batch, counts, progress, episodes_in)
             batch = []
         batch.append(rec_)
         if len(batch) >= batch_size:
-            await _write_batch(engine, batch, counts, progress)
+            await _write_batch(engine, batch, counts, progress, episodes_in)
             batch = []
     if batch:
-        await _write_batch(engine, batch, counts, progress)
+        await _write_batch(engine, batch, counts, progress, episodes_in)
+    for tenant_id in sorted(episodes_in):
+        # The file may come from a release whose episodes mixed the users of a shared session:
+        # the store-format-4 repair rewrites such episodes per user (clean ones stay as they are).
+        await engine._repair_upgraded(tenant_id)
     return counts
 
 
@@ -285,8 +290,12 @@ async def _write_batch(
     batch: list[dict[str, Any]],
     counts: ImportCounts,
     progress: Callable[[int], None] | None,
+    episodes_in: set[str],
 ) -> None:
-    """Write one batch of records of one tenant and one record type."""
+    """Write one batch of records of one tenant and one record type.
+
+    ``episodes_in`` gains the tenant when the batch held episodes.
+    """
     tenant_id, kind = batch[0]["tenant_id"], batch[0]["record"]
     pair = await engine.collections(tenant_id, create=True)
     mem, aux = pair
@@ -310,6 +319,8 @@ async def _write_batch(
             counts.memories += len(todo)
             for m in metas:
                 counts.by_kind[m.get("kind", "raw")] = counts.by_kind.get(m.get("kind", "raw"), 0) + 1
+                if m.get("kind") == "episode":
+                    episodes_in.add(tenant_id)
         else:
             metas = [{**r["fields"], "type": "history", "meta": _history_meta(r["metadata"])} for r in todo]
             await aux.upsert(ids, [AUX_VECTOR] * len(ids), texts, metas)
