@@ -112,6 +112,24 @@ def legacy_caller_of(record_id: str, md: dict[str, Any]) -> str:
     return record_id
 
 
+LEGACY_STORE_MARK = "m.lg_store"  # indexed metadata key of every item LangGraph's store wrote
+LEGACY_STORE_USER = "m.lg_ns0"  # its namespace's first label
+
+
+def legacy_store_user(md: dict[str, Any]) -> str | None:
+    """The user a format-2 LangGraph store item (or chunk of one) without a user belongs to.
+
+    Format 2's store kept items without a user unless ``scopes={"user_id": level}`` was
+    given, so ``erase(user_id=...)`` could not reach them. Today's store gives every item a
+    user, by default its namespace's first label: an old item gets that user, as a put with
+    today's default would have given it. ``None`` when the record is not such an item.
+    """
+    if md.get(LEGACY_STORE_MARK) is not True or md.get("user_id") not in ("", None):
+        return None
+    user = md.get(LEGACY_STORE_USER)
+    return user if isinstance(user, str) and user else None
+
+
 def legacy_stored_ids(session_id: str, caller_id: str) -> list[str]:
     """Where a format-2 store may keep the turn a caller id names.
 

@@ -70,3 +70,48 @@ def test_the_delimiter_neighbour_format_2_refused_is_stored_now(old_store):
     assert [m.content for m in history.messages] == ["Its neighbour in the old id scheme."]
     old = MemAdaptersChatMessageHistory("a:b", engine=old_store, user_id="bob")
     assert [m.content for m in old.messages] == ["A session with a delimiter in it."]
+
+
+def _lg_records(engine: MemoryEngine) -> dict[str, dict]:
+    pair = engine.run(engine.aengine.collections("default", create=False))
+    got = engine.run(pair[0].get_all(where={"m.lg_store": True}, include=["metadatas"]))
+    return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+
+def test_old_store_items_get_their_namespace_user_and_erase_reaches_them(old_store):
+    from langchain_mem_adapters import MemAdaptersStore
+
+    store = MemAdaptersStore(old_store)  # today's default: the user is the namespace's first label
+    puts = MANIFEST["puts"]
+    assert store.get(("alice", "prefs"), "food").value == puts[1]["value"]
+    assert store.get(("bob", "prefs"), "drink").value == puts[2]["value"]
+    assert (
+        MemAdaptersStore(old_store, scopes={"user_id": 1}).get(("memories", "carol"), "pet").value
+        == puts[4]["value"]
+    )
+    users = {m["kind"] + ":" + m["m.lg_ns0"]: m["user_id"] for m in _lg_records(old_store).values()}
+    assert users == {"raw:alice": "alice", "chunk:alice": "alice", "raw:bob": "bob", "raw:memories": "carol"}
+    assert [h.event for h in old_store.history(_stored_id(old_store, "alice", "food"))] == ["ADD", "UPDATE"]
+
+    receipt = old_store.erase(user_id="alice")
+
+    assert receipt.memories == 2 and receipt.history >= 1
+    assert store.get(("alice", "prefs"), "food") is None and store.get(("alice", "notes"), "long") is None
+    assert {m["user_id"] for m in _lg_records(old_store).values()} == {"bob", "carol"}
+    assert store.get(("bob", "prefs"), "drink").value == puts[2]["value"]
+
+
+def _stored_id(engine: MemoryEngine, user: str, key: str) -> str:
+    (rid,) = [i for i, m in _lg_records(engine).items() if m["user_id"] == user and m["kind"] == "raw"
+              and json.loads(m["meta"])["lg_key"] == key]  # fmt: skip
+    return rid
+
+
+def test_a_put_after_the_upgrade_updates_the_old_item_in_place(old_store):
+    from langchain_mem_adapters import MemAdaptersStore
+
+    store = MemAdaptersStore(old_store)
+    old_id = _stored_id(old_store, "bob", "drink")
+    store.put(("bob", "prefs"), "drink", {"text": "Bob switched to green tea."})
+    assert [i.value for i in store.search(("bob", "prefs"))] == [{"text": "Bob switched to green tea."}]
+    assert _stored_id(old_store, "bob", "drink") == old_id

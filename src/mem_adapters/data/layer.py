@@ -240,10 +240,48 @@ class DataLayer:
             await mem.update_metadata(
                 ids, [{"caller_id": marks[i], "rev": rev + n} for n, i in enumerate(ids)]
             )
+        owned = await self._assign_store_users(mem, pair[1])
+        if owned and self.snapshots is not None:
+            self.snapshots.drop(tenant_id)  # records changed partitions
         await mem.modify_metadata({**mem.metadata, "ma_schema": 3})
         self.store.forget(tenant_id)
-        if ids:
-            logger.info("marked %d caller ids in tenant %r (store format 3)", len(ids), tenant_id)
+        if ids or owned:
+            logger.info(
+                "marked %d caller ids and gave %d LangGraph items their user in tenant %r (store format 3)",
+                len(ids), owned, tenant_id,
+            )  # fmt: skip
+
+    async def _assign_store_users(self, mem: Collection, aux: Collection) -> int:
+        """Give format-2 LangGraph items (and their chunks and history rows) their user.
+
+        See :func:`mem_adapters.records.legacy_store_user`. Idempotent: an item given its user
+        is not picked again, so a rerun after a crash finishes the rest.
+        """
+        got = await mem.get_all(where={rec.LEGACY_STORE_MARK: True}, include=["metadatas"])
+        users = {
+            i: u for i, m in zip(got["ids"], got["metadatas"], strict=True) if (u := rec.legacy_store_user(m))
+        }
+        if not users:
+            return 0
+        raws = [
+            i
+            for i, m in zip(got["ids"], got["metadatas"], strict=True)
+            if i in users and m.get("kind") == "raw"
+        ]
+        history: dict[str, str] = {}
+        for start in range(0, len(raws), LOAD_PAGE):
+            part = raws[start : start + LOAD_PAGE]
+            rows = await aux.get_all(
+                where={"$and": [{"type": "history"}, {"memory_id": {"$in": part}}]}, include=["metadatas"]
+            )
+            for hid, hm in zip(rows["ids"], rows["metadatas"], strict=True):
+                history[hid] = users[hm["memory_id"]]
+        if history:  # history first: a rerun finds the items again until they are done
+            await aux.update_metadata(list(history), [{"user_id": u} for u in history.values()])
+        ids = list(users)
+        rev = self.clock.next(len(ids))
+        await mem.update_metadata(ids, [{"user_id": users[i], "rev": rev + n} for n, i in enumerate(ids)])
+        return len(raws)
 
     # ------------------------------------------------------------------ writes
 
