@@ -280,29 +280,10 @@ def test_erase_regenerates_an_episode_mixed_by_an_older_release(tmp_path, embedd
     e = _engine(tmp_path / "s", embedder)
     try:
         _remember(e, CONVERSATION)
-        eps = {x.user_id: x for x in e.list(kinds=["episode"], page_size=100).results}
-        alice, bob = eps["alice"], eps["bob"]
-        clean = (alice.text, alice.attributes["turn_ids"], alice.attributes["fact_ids"])
-        # Rewrite Alice's episode as the old worker built it: every turn and fact of the session.
-        turns = [t.id for t in e.get_messages("s1")]
-        facts = [f.id for f in e.list(kinds=["fact"], page_size=100).results]
-        mixed_text = f"{alice.text} {bob.text}"
-        data = e._run(e.aengine.data())
-        mem, aux = e._run(e.aengine.collections("default"))
-        got = e._run(mem.get(ids=[alice.id], include=["metadatas"]))
-        md = dict(got["metadatas"][0])
-        attrs = {**json.loads(md["attrs"]), "turn_ids": turns, "fact_ids": facts}
-        md.update(attrs=json.dumps(attrs), source_ids=json.dumps(turns))
-        e._run(data.write_records("default", [alice.id], [mixed_text], [md]))
-        e.delete(bob.id)  # the old worker would not have written Bob an episode of his own
-        # A history row of the mixed episode (as an update of it would leave).
-        hid = f"h:{alice.id}:1:UPDATE"
-        e._run(aux.upsert([hid], [AUX_VECTOR], [mixed_text], [{"type": "history", "memory_id": alice.id,
-                                                          "version": 1, "user_id": "alice"}]))  # fmt: skip
-        assert _foreign(e.get(alice.id).text, "alice")
+        alice_id, clean, hid = _mix_alices_episode(e, flag=False)
 
         e.erase(user_id="bob")
-        rebuilt = e.get(alice.id)
+        rebuilt = e.get(alice_id)
         assert (rebuilt.text, rebuilt.attributes["turn_ids"], rebuilt.attributes["fact_ids"]) == clean
         _, aux = e._run(e.aengine.collections("default"))  # erase may rebuild the collections
         assert not e._run(aux.get(ids=[hid]))["ids"]

@@ -181,6 +181,8 @@ def measure_server(
             if probed
             else None,
             "searches_to_see_max": max((s["searches"] for s in seen), default=None),
+            # seen: in the results, or held by the partition the search used but ranked below k
+            "ranked_out": sum(1 for s in seen if s.get("ranked_out")),
             "age_ms": summary(ages),
         },
         "build_s": round(build_s, 2),

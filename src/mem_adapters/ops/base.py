@@ -16,7 +16,6 @@ from typing import Any
 from ..data import ChromaStore, Collection, DataLayer
 from ..data.chroma import async_http_client
 from ..data.clock import SeqClock
-from ..data.embedded import open_persistent
 from ..data.heap import scrub_freed_memory
 from ..data.lock import StoreLock, count_write, folder_key
 from ..data.snapshots import SnapshotStore
@@ -103,11 +102,13 @@ class EngineBase:
         self._host, self._port = host, port
         self._lock: StoreLock | None = None
         if client is None and host is None:
+            import chromadb
+
             self.path = Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH)
             self._lock = StoreLock(self.path)  # one writer process per folder (StoreLockedError)
             scrub_freed_memory()  # before any record is read into this process (data/heap.py)
             try:
-                client = open_persistent(str(self.path))
+                client = chromadb.PersistentClient(path=str(self.path))
             except BaseException:
                 self._lock.release()
                 raise
