@@ -8,9 +8,15 @@ erase time covers what exists then; this covers what is created afterwards.
 
 :func:`scrub_freed_memory` turns on glibc's ``M_PERTURB`` (``mallopt``): every ``free`` fills
 the block with one byte value and every ``malloc`` hands out the complement, never old data.
-It is process-wide and applies to Chroma's Rust core too (it links glibc's allocator). Cost,
-measured on 200 LoCoMo turns written and 80 searches (embedded store, the ONNX embedder,
-whole-process figures, 4 runs each, interleaved): CPU time 1.016x median, peak RSS 1.06x.
+It is process-wide and applies to Chroma's Rust core too (it links glibc's allocator).
+
+Cost (``benchmarks/freed_memory.py``, ``benchmarks/results/freed-memory.json``): CPU time of
+writing 200 LoCoMo turns and 80 searches about the same as without it; the RSS of a process
+holding a 10k-record store after user-scoped searches 6 % higher (11 MB, about 1.1 KB per
+record), because every new block is filled at once. The cheaper switch, a fixed
+``M_MMAP_THRESHOLD`` (large blocks as fresh zero pages), does not hold: once the embedder has
+freed large blocks into the heap, later large allocations are carved from them, old bytes and
+all (seen with ``tests/test_hnsw_slack.py``'s probe), so it is not used.
 
 ``MEM_ADAPTERS_SCRUB_FREED_MEMORY=0`` leaves the allocator alone (an erase receipt then says
 so). Elsewhere than glibc (musl, macOS) there is no such switch: the receipt says that too.
