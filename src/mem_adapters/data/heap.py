@@ -10,9 +10,9 @@ erase time covers what exists then; this covers what is created afterwards.
 the block with one byte value and every ``malloc`` hands out the complement, never old data.
 It is process-wide and applies to Chroma's Rust core too (it links glibc's allocator).
 
-Cost (``benchmarks/freed_memory.py``, ``benchmarks/results/freed-memory.json``): CPU time of
-writing 200 LoCoMo turns and 80 searches about the same as without it; the RSS of a process
-holding a 10k-record store after user-scoped searches 6 % higher (11 MB, about 1.1 KB per
+Cost (``benchmarks/freed_memory.py``, ``benchmarks/results/freed-memory.json``, medians of 3
+interleaved runs): CPU time of writing 200 LoCoMo turns and 80 searches 1.02x; the RSS of a
+process holding a 10k-record store after user-scoped searches 1.06x (9.8 MB, about 1 KB per
 record), because every new block is filled at once. The cheaper switch, a fixed
 ``M_MMAP_THRESHOLD`` (large blocks as fresh zero pages), does not hold: once the embedder has
 freed large blocks into the heap, later large allocations are carved from them, old bytes and
