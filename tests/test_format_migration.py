@@ -216,3 +216,27 @@ def test_an_export_of_a_format_2_store_imports_with_its_caller_ids(store_v2, tmp
         assert (res.created, res.active_ids) == (0, answer["active_ids"])
     finally:
         fresh.close()
+
+
+def test_a_new_tenant_is_written_at_the_current_format_and_never_repaired(tmp_path, embedder, monkeypatch):
+    from mem_adapters.enrichment import Enricher
+
+    repairs: list[str] = []
+
+    async def counted(self, tenant_id):
+        repairs.append(tenant_id)
+        return 0
+
+    monkeypatch.setattr(Enricher, "repair_mixed_episodes", counted)
+    engine = MemoryEngine(tmp_path / "new", embedder=embedder, enricher="default")
+    try:
+        engine.remember(
+            [{"role": "user", "text": "A first turn."}], session_id="s", user_id="u", tenant_id="fresh"
+        )
+        engine.search("first", user_id="u", tenant_id="fresh")
+        pair = engine.run(engine.aengine.collections("fresh", create=False))
+        assert pair[0].metadata["ma_schema"] == FORMAT == 4
+        assert "ma_repair_episodes" not in pair[0].metadata
+    finally:
+        engine.close()
+    assert repairs == []

@@ -41,9 +41,10 @@ _EXCLUSIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("mem_adapters_
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("mem_adapters_in_call", default=False)
 PAGE = 5000  # records per read: well under Chroma's 32,766 SQL-variable limit
 MAX_OPEN_TENANTS = 256  # collection handles kept open, least recently used let go first
-# Store format of new tenants (data.layer.FORMAT): 2, every record carries a revision ("rev") and
-# deletes leave tombstones in aux; 3, caller ids are scoped per user and session.
-SCHEMA = 3
+# Store format of new tenants (data.layer.FORMAT is this): 2, every record carries a revision
+# ("rev") and deletes leave tombstones in aux; 3, caller ids are scoped per user and session;
+# 4, episodes are per user.
+SCHEMA = 4
 
 
 def collection_names(tenant_id: str) -> tuple[str, str]:

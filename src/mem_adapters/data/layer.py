@@ -38,7 +38,7 @@ from .. import records as rec
 from ..filters import all_of
 from ..models import MemoryItem
 from . import txn as txn_mod
-from .chroma import AUX_VECTOR, ChromaStore, Collection
+from .chroma import AUX_VECTOR, SCHEMA, ChromaStore, Collection
 from .clock import RevisionClock, SeqClock
 from .erasure import SAMPLE, Eraser, ErasureReport, Needles, needles_from
 from .lock import StoreLock
@@ -55,7 +55,7 @@ LOAD_PAGE = 1000  # records per page when a partition is loaded (bounds the tran
 
 PartitionKey = tuple[str, str | None]
 
-FORMAT = 4
+FORMAT = SCHEMA
 """Store format of a tenant (``ma_schema`` of its memory collection): 2 stamped revisions on
 every record; 3 scopes caller ids per user and session (see ``_migrate_caller_ids``); 4 has
 episodes per user (an older tenant is flagged with :data:`REPAIR_KEY` until repaired)."""
