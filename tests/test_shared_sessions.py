@@ -283,8 +283,7 @@ def test_erase_regenerates_an_episode_mixed_by_an_older_release(tmp_path, embedd
         alice_id, clean, hid = _mix_alices_episode(e, flag=False)
 
         e.erase(user_id="bob")
-        rebuilt = e.get(alice_id)
-        assert (rebuilt.text, rebuilt.attributes["turn_ids"], rebuilt.attributes["fact_ids"]) == clean
+        assert _episode_state(e.get(alice_id)) == clean
         _, aux = e._run(e.aengine.collections("default"))  # erase may rebuild the collections
         assert not e._run(aux.get(ids=[hid]))["ids"]
         assert not [r for r in _raw_records(e) if _words("bob") & set(re.findall(r"[a-z]+", r[1].lower()))]
@@ -380,13 +379,18 @@ def test_erase_in_a_fixed_conversation(tmp_path, embedder, erased):
         e.close()
 
 
+def _episode_state(item: Any) -> tuple[Any, ...]:
+    """What a rewrite of an episode decides: its text and the turns and facts it lists."""
+    return item.text, item.attributes["turn_ids"], item.attributes["fact_ids"]
+
+
 def _mix_alices_episode(e: MemoryEngine, *, flag: bool = True) -> tuple[str, tuple[Any, ...], str]:
     """Rewrite Alice's episode as the pre-format-4 worker built it (every user's turns and
     facts, both users' words in its text, a history row quoting them); flag the tenant as
     written before format 4. Returns (episode id, its clean (text, turn ids, fact ids), history id)."""
     eps = {x.user_id: x for x in e.list(kinds=["episode"], page_size=100).results}
     alice, bob = eps["alice"], eps["bob"]
-    clean = (alice.text, alice.attributes["turn_ids"], alice.attributes["fact_ids"])
+    clean = _episode_state(alice)
     turns = [t.id for t in e.get_messages("s1")]
     facts = [f.id for f in e.list(kinds=["fact"], page_size=100).results]
     mixed_text = f"{alice.text} {bob.text}"
@@ -423,7 +427,7 @@ def test_an_upgraded_store_rewrites_mixed_episodes_per_user_at_first_open(tmp_pa
         context = again.search("Where do I live? What do I eat?", user_id="alice", mode="context").context
         assert not _foreign(context, "alice"), context
         rebuilt = again.get(episode_id)
-        assert (rebuilt.text, rebuilt.attributes["turn_ids"], rebuilt.attributes["fact_ids"]) == clean
+        assert _episode_state(rebuilt) == clean
         mem, aux = again.run(again.aengine.collections("default"))
         assert not again.run(aux.get(ids=[hid]))["ids"]
         assert mem.metadata["ma_schema"] == 4 and mem.metadata["ma_repair_episodes"] is False
@@ -479,7 +483,6 @@ def test_importing_an_export_with_mixed_episodes_rewrites_them_per_user(tmp_path
     fresh = MemoryEngine(tmp_path / "new", embedder=embedder)
     try:
         fresh.run(transfer.import_records(fresh.aengine, [transfer.header(), *exported]))
-        rebuilt = fresh.get(episode_id)
-        assert (rebuilt.text, rebuilt.attributes["turn_ids"], rebuilt.attributes["fact_ids"]) == clean
+        assert _episode_state(fresh.get(episode_id)) == clean
     finally:
         fresh.close()

@@ -1076,18 +1076,18 @@ class Enricher:
             metas.append(md)
         await (await self.data()).write_records(tenant_id, ids, texts, metas)
 
-    async def _own_only(self, mem: Any, ep: dict[str, Any]) -> None:
+    async def _own_only(self, mem: Any, ep: dict[str, Any]) -> bool:
         """Drop from an episode the turns and facts stored under another user than the episode's.
 
         Episodes written before episodes were per user could hold every user of a shared
         session; :meth:`_summarize` cleans such an episode the same way each time it is
-        written. Ids no longer stored are left as they are.
+        written. Ids no longer stored are left as they are. Returns whether any was dropped.
         """
         a = ep["attrs"]
         owner = str(ep["md"].get("user_id") or "")
         ids = [*a["turn_ids"], *a["fact_ids"]]
         if not ids:
-            return
+            return False
         got = await mem.get(ids=ids, include=["metadatas"])
         foreign = {i for i, m in zip(got["ids"], got["metadatas"], strict=True)
                    if str(m.get("user_id") or "") != owner}  # fmt: skip
@@ -1095,6 +1095,7 @@ class Enricher:
             logger.info("episode %s: dropped %d records of other users", ep["id"], len(foreign))
             a["turn_ids"] = [t for t in a["turn_ids"] if t not in foreign]
             a["fact_ids"] = [f for f in a["fact_ids"] if f not in foreign]
+        return bool(foreign)
 
     async def _summarize(
         self, mem: Any, attrs: dict[str, Any], *, final: bool, owner: str | None = None
@@ -1237,11 +1238,9 @@ class Enricher:
                     if md.get("kind") != "episode":
                         doomed.append(rid)
                         continue
-                    ep = await self._cleaned(mem, rid, md, gone)
-                    if ep is None:
-                        doomed.append(rid)
-                    else:
-                        redo.append(ep)
+                    ep = self._episode(rid, md, gone)
+                    await self._own_only(mem, ep)  # and any other foreign turns and facts
+                    await self._triage(mem, ep, doomed, redo)
                 changed += await self._rewrite(tenant_id, mem, aux, doomed, redo)
         if changed:
             logger.info("erase: %d derived records of other users regenerated or deleted", changed)
@@ -1271,43 +1270,38 @@ class Enricher:
             async with self._lock(tenant_id, session):
                 doomed, redo = [], []
                 for rid, md in episodes:
-                    if not await self._mixed(mem, rid, md):
-                        continue  # its own user's records only
-                    ep = await self._cleaned(mem, rid, md, set())
-                    if ep is None:
-                        doomed.append(rid)
-                    else:
-                        redo.append(ep)
+                    ep = self._episode(rid, md, set())
+                    if await self._own_only(mem, ep):  # else: its own user's records only
+                        await self._triage(mem, ep, doomed, redo)
                 changed += await self._rewrite(tenant_id, mem, aux, doomed, redo)
         if changed:
             logger.info("tenant %r: %d episodes mixing users rewritten (store format 4)", tenant_id, changed)
         return changed
 
-    async def _mixed(self, mem: Any, rid: str, md: dict[str, Any]) -> bool:
-        """Whether the episode lists a stored turn or fact of another user."""
-        attrs = json.loads(md.get("attrs") or "{}")
-        lists = {"turn_ids": list(attrs.get("turn_ids", [])), "fact_ids": list(attrs.get("fact_ids", []))}
-        probe = {"id": rid, "md": md, "attrs": dict(lists)}
-        await self._own_only(mem, probe)
-        return probe["attrs"] != lists
-
-    async def _cleaned(self, mem: Any, rid: str, md: dict[str, Any], gone: set[str]) -> dict[str, Any] | None:
-        """The episode without ``gone`` and other users' records, its time span recomputed.
-
-        ``None`` when none of its own turns remain stored (it is then to be deleted).
-        """
+    @staticmethod
+    def _episode(rid: str, md: dict[str, Any], gone: set[str]) -> dict[str, Any]:
+        """A stored episode as the rewrite works on it, without the ids in ``gone``."""
         attrs = json.loads(md.get("attrs") or "{}")
         attrs["turn_ids"] = [t for t in attrs.get("turn_ids", []) if t not in gone]
         attrs["fact_ids"] = [f for f in attrs.get("fact_ids", []) if f not in gone]
-        ep = {"id": rid, "md": md, "attrs": attrs}
-        await self._own_only(mem, ep)
+        return {"id": rid, "md": md, "attrs": attrs}
+
+    @staticmethod
+    async def _triage(mem: Any, ep: dict[str, Any], doomed: list[str], redo: list[dict[str, Any]]) -> None:
+        """Queue a cleaned episode for its rewrite.
+
+        To ``redo`` with its time span recomputed from its turns, or to ``doomed`` when none of
+        its own turns is stored any more.
+        """
+        attrs = ep["attrs"]
         turns = await mem.get(ids=attrs["turn_ids"], include=["metadatas"]) if attrs["turn_ids"] else None
         stamps = [float(m["ts"]) for m in turns["metadatas"] if m.get("ts") is not None] if turns else []
         if not stamps:
-            return None
+            doomed.append(ep["id"])
+            return
         attrs.update(started_ts=min(stamps), ended_ts=max(stamps))
         attrs.update(started_at=_iso(attrs["started_ts"]), ended_at=_iso(attrs["ended_ts"]))
-        return ep
+        redo.append(ep)
 
     async def _rewrite(
         self, tenant_id: str, mem: Any, aux: Any, doomed: list[str], redo: list[dict[str, Any]]
