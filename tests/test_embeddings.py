@@ -254,3 +254,11 @@ def test_reembed_after_mismatch_on_new_engine(tmp_path, embedder):
         assert [m.id for m in eng.get_messages("s")] == ids
         text = eng.get(ids[1]).text
         assert eng.search(text, session_id="s", k=1).results[0].id == ids[1]
+
+
+def test_onnx_threads_do_not_spin_after_a_run(embedder):
+    # Spinning intra-op threads keep the cores busy after each query embedding, while the search
+    # scores on the same cores (a 10k-record user search measured 23 -> 16 ms without it).
+    opts = embedder._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"

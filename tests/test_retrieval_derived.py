@@ -6,6 +6,7 @@ import dataclasses
 import json
 import random
 
+import numpy as np
 import pytest
 
 from mem_adapters.data.partition import Partition
@@ -189,3 +190,26 @@ def test_enriched_search_keeps_facts_behind_their_turns_and_in_the_context(eng):
     # Facts alone are still searchable on their own terms.
     only = eng.search("where does Ana live", user_id="u1", kinds=["fact"], k=3).results
     assert only and all(i.kind == "fact" for i in only)
+
+
+def test_exact_dense_equals_brute_force_with_ties_and_masks():
+    # Vectors drawn from a few directions make many exact ties; the result must be the n best
+    # rows in scope by similarity, ties by id, whatever the row order.
+    rng = random.Random(3)
+    dirs = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.6, 0.8]]
+    ids = [f"r{i:03d}" for i in range(120)]
+    rng.shuffle(ids)
+    idx = Partition(("t", None), 3)
+    for i in ids:
+        idx.upsert(i, i, _turn("s1", int(i[1:])), rng.choice(dirs))
+    idx.remove(ids[5])  # a dead row is never returned
+    q = np.asarray([0.6, 0.8, 0.0], dtype=np.float32)
+    for trial in range(20):
+        mask = np.asarray([rng.random() < 0.5 for _ in range(idx.n - 3)], dtype=np.bool_)  # short: rows
+        n = rng.choice([1, 5, 10, 40, 200])  # appended after the mask are out of scope
+        want = sorted(
+            ((r, 1.0 - float(idx.vectors[r] @ q)) for r in range(len(mask)) if mask[r] and idx.alive.data[r]),
+            key=lambda x: (round(x[1], 6), idx.ids[x[0]]),
+        )[:n]
+        got = Retriever._exact_dense(idx, q, mask, n)
+        assert [idx.ids[r] for r, _ in got] == [idx.ids[r] for r, _ in want], trial

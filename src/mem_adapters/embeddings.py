@@ -138,6 +138,11 @@ class OnnxMiniLMEmbedder:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        # onnxruntime's intra-op threads spin for a while after each run by default; on a small
+        # machine they then take the cores from the search's own scoring, which runs right after
+        # the query is embedded (the effect on search latency is in benchmarks/SCALE.md).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(self.model_dir / "model.onnx"),
             sess_options=opts,

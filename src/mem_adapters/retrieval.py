@@ -318,7 +318,7 @@ class Retriever:
         timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
         q = np.asarray(vector, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        dense = self._exact_dense(part, q, keep, widen * cfg.dense_candidates)
+        dense = self._exact_dense(part, q, mask, widen * cfg.dense_candidates)
         t4 = time.perf_counter()
         timings["dense_ms"] = (t4 - t3) * 1000
 
@@ -376,24 +376,30 @@ class Retriever:
         return ranked[:n]
 
     @staticmethod
-    def _exact_dense(
-        part: Partition, q: np.ndarray, keep: Callable[[int], bool], n: int
-    ) -> list[tuple[int, float]]:
-        """Cosine distances of the ``n`` nearest rows passing ``keep``, computed exactly."""
+    def _exact_dense(part: Partition, q: np.ndarray, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Cosine distances of the ``n`` nearest rows passing ``mask``, computed exactly.
+
+        One matrix-vector product and one partial sort over the rows in scope; every row tied
+        with the ``n``-th is kept until the final cut, so ties rank by id, never by row order.
+        """
         rows, mat = part.matrix()
-        if not len(rows):
+        if not len(rows) or n <= 0:
             return []
-        sims = mat @ q
-        # Look at a few times n first; fall back to every record when the filter is selective.
-        total = len(rows)
-        for width in (min(total, 4 * n), total):
-            top = np.argpartition(-sims, width - 1)[:width] if width < total else np.arange(total)
-            top = top[np.argsort(-sims[top], kind="stable")]
-            out = [(int(rows[j]), 1.0 - float(sims[j])) for j in top if keep(int(rows[j]))][:n]
-            if len(out) >= n or width == total:
-                # Equal similarities rank by id, so the order never depends on row order.
-                return sorted(out, key=lambda x: (x[1], part.ids[x[0]]))
-        return []
+        inside = rows < len(mask)  # rows appended after the mask was taken are out of scope
+        ok = np.zeros(len(rows), dtype=np.bool_)
+        ok[inside] = mask[rows[inside]]
+        sims = np.where(ok, mat @ q, -np.inf)
+        live = int(ok.sum())
+        if not live:
+            return []
+        if live > n:
+            cut = np.partition(sims, len(sims) - n)[len(sims) - n]  # the n-th best similarity
+            top = np.flatnonzero(sims >= cut)
+        else:
+            top = np.flatnonzero(ok)
+        out = [(int(rows[j]), 1.0 - float(sims[j])) for j in top]
+        # Equal similarities rank by id, so the order never depends on row order.
+        return sorted(out, key=lambda x: (x[1], part.ids[x[0]]))[:n]
 
     def _score(
         self,
