@@ -18,6 +18,7 @@ from ..data.chroma import async_http_client
 from ..data.clock import SeqClock
 from ..data.heap import scrub_freed_memory
 from ..data.lock import StoreLock, count_write, folder_key
+from ..data.open_files import raise_open_file_limit
 from ..data.snapshots import SnapshotStore
 from ..embeddings import as_embedder, count_tokens
 from ..enrichment import Enricher
@@ -107,6 +108,7 @@ class EngineBase:
             self.path = Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH)
             self._lock = StoreLock(self.path)  # one writer process per folder (StoreLockedError)
             scrub_freed_memory()  # before any record is read into this process (data/heap.py)
+            raise_open_file_limit()  # Chroma sizes its index pool from it (data/open_files.py)
             try:
                 client = chromadb.PersistentClient(path=str(self.path))
             except BaseException:
