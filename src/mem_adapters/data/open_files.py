@@ -28,45 +28,55 @@ CAP = 1 << 20  # when the hard limit is unlimited
 FILES_PER_INDEX = 5  # Chroma's own divisor
 WARN_BELOW = 2_000  # indexes: 1,000 tenants with a memory and an aux collection each
 
+MACOS_OPEN_MAX = 10_240  # macOS refuses a soft limit above OPEN_MAX whatever the hard one says
+
+_indexes: int | None = None
 _done = False
 
 
 def raise_open_file_limit() -> int | None:
-    """Raise the soft open-file limit to the hard one once per process.
+    """Raise the soft open-file limit to the hard one, once per process.
 
     Returns:
         How many HNSW indexes Chroma will keep open (``None`` where there are no rlimits).
 
     Example:
-        >>> raise_open_file_limit() is None or raise_open_file_limit() > 0
+        >>> n = raise_open_file_limit()
+        >>> n is None or n > 0
         True
     """
-    global _done
+    global _done, _indexes
+    if _done:
+        return _indexes
+    _done = True
     try:
         import resource
     except ImportError:  # Windows: Chroma sizes its pool from _getmaxstdio instead
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if not _done and os.environ.get(ENV, "1").strip() != "0":
-        _done = True
+    if os.environ.get(ENV, "1").strip() != "0":
         target = CAP if hard == resource.RLIM_INFINITY else min(hard, CAP)
-        if soft != resource.RLIM_INFINITY and soft < target:
+        for value in (target, min(target, MACOS_OPEN_MAX)):
+            if soft == resource.RLIM_INFINITY or soft >= value:
+                break
             try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-                logger.debug("open-file limit raised from %d to %d", soft, target)
-                soft = target
-            except (ValueError, OSError) as e:  # e.g. macOS caps below the reported hard limit
-                logger.debug("open-file limit stays %d: %s", soft, e)
-    indexes = (CAP if soft == resource.RLIM_INFINITY else soft) // FILES_PER_INDEX
-    if indexes < WARN_BELOW:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (value, hard))
+            except (ValueError, OSError) as e:
+                logger.debug("open-file limit %d refused: %s", value, e)
+                continue
+            logger.debug("open-file limit raised from %d to %d", soft, value)
+            soft = value
+            break
+    _indexes = (CAP if soft == resource.RLIM_INFINITY else soft) // FILES_PER_INDEX
+    if _indexes < WARN_BELOW:
         logger.warning(
             "Chroma will keep at most %d HNSW indexes open in this process (open-file limit %d): "
             "a process that touches more collections can fail reads of evicted ones; raise the "
             "hard limit (ulimit -Hn) for many tenants",
-            indexes,
+            _indexes,
             soft,
         )
-    return indexes
+    return _indexes
 
 
 __all__ = ["ENV", "raise_open_file_limit"]
