@@ -197,3 +197,29 @@ def test_reads_on_unknown_tenant_create_nothing(tmp_path, embedder):
             assert eng.search("hi", tenant_id=tenant).results == []
             assert eng.get_messages("s", tenant_id=tenant) == []
         assert sorted(c.name for c in client.list_collections()) == before
+
+
+def test_a_new_tenant_costs_lookups_by_name_never_a_listing(tmp_path, embedder):
+    # Listing every collection per new tenant made building 2,000 tenants quadratic (chromadb's
+    # list_collections builds a Collection object per collection). The real client is wrapped
+    # only to count its calls.
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    listed = []
+    real = client.list_collections
+
+    def counting(*a, **kw):
+        listed.append(1)
+        return real(*a, **kw)
+
+    client.list_collections = counting
+    eng = MemoryEngine(client=client, embedder=embedder)
+    try:
+        for t in range(6):
+            eng.remember([{"role": "user", "text": f"hello from tenant {t}", "timestamp": TS}],
+                         session_id="s", user_id="u", tenant_id=f"t{t}")  # fmt: skip
+            assert len(eng.search("hello", tenant_id=f"t{t}").results) == 1
+        eng.erase(tenant_id="t0")
+        assert listed == []
+        assert "t0" not in eng.tenants() and len(listed) == 1  # listing is for listing tenants
+    finally:
+        eng.close()

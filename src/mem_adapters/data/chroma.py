@@ -600,8 +600,8 @@ class ChromaStore:
             if mem is None:
                 mem = await self._recover_rebuild(mem_name)
             if mem is None:
-                names = set(await self.list_collection_names())
-                if f"{mem_name}{STAGING_SUFFIX}" in names:
+                # By name again, never by listing: a new tenant must not cost O(tenants).
+                if await self._find(f"{mem_name}{STAGING_SUFFIX}") is not None:
                     await self._recover_staging(mem_name)
                 elif not create:
                     return None
@@ -767,10 +767,8 @@ class ChromaStore:
     async def drop_tenant(self, tenant_id: str) -> None:
         """Delete both collections of a tenant."""
         self._cache.pop(tenant_id, None)
-        existing = set(await self.list_collection_names())
         for name in collection_names(tenant_id):
-            if name in existing:
-                await self._run(self.client.delete_collection, name)
+            await self.delete_raw(name)
 
     async def create_raw(self, name: str, metadata: dict[str, Any]) -> Collection:
         """Create (or open) a collection by name; used by migrations."""
@@ -784,8 +782,8 @@ class ChromaStore:
         return Collection(col, self._run, await self._batch_limit())
 
     async def delete_raw(self, name: str) -> None:
-        """Delete a collection by name if it exists."""
-        if name in set(await self.list_collection_names()):
+        """Delete a collection by name if it exists (looked up by name: O(1) in the tenants)."""
+        if await self._find(name) is not None:
             await self._run(self.client.delete_collection, name)
 
     def forget(self, tenant_id: str) -> None:
