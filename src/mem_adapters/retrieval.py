@@ -32,7 +32,6 @@ its :class:`~mem_adapters.models.ScoreParts`.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import math
 import re
@@ -365,13 +364,7 @@ class Retriever:
     def _top_lexical(part: Partition, bm25: np.ndarray, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
         """The ``n`` best-scored rows passing ``mask``, best first, ties by id."""
         scored = np.flatnonzero((bm25 > 0) & mask[: len(bm25)])
-        if len(scored) > n:
-            values = bm25[scored]
-            cut = np.partition(values, len(values) - n)[len(values) - n]  # the n-th best score
-            above = scored[values > cut]
-            # Rows tied at the cut: the ones with the smallest ids fill the last places.
-            tied = heapq.nsmallest(n - len(above), scored[values == cut].tolist(), key=part.ids.__getitem__)
-            scored = np.concatenate([above, np.asarray(tied, dtype=above.dtype)])
+        scored = scored[_at_or_above_nth(bm25[scored], n)]
         ranked = sorted(((int(r), float(bm25[r])) for r in scored), key=lambda x: (-x[1], part.ids[x[0]]))
         return ranked[:n]
 
@@ -388,15 +381,9 @@ class Retriever:
         inside = rows < len(mask)  # rows appended after the mask was taken are out of scope
         ok = np.zeros(len(rows), dtype=np.bool_)
         ok[inside] = mask[rows[inside]]
-        sims = np.where(ok, mat @ q, -np.inf)
-        live = int(ok.sum())
-        if not live:
-            return []
-        if live > n:
-            cut = np.partition(sims, len(sims) - n)[len(sims) - n]  # the n-th best similarity
-            top = np.flatnonzero(sims >= cut)
-        else:
-            top = np.flatnonzero(ok)
+        sims = mat @ q
+        pos = np.flatnonzero(ok)
+        top = pos[_at_or_above_nth(sims[pos], n)]
         out = [(int(rows[j]), 1.0 - float(sims[j])) for j in top]
         # Equal similarities rank by id, so the order never depends on row order.
         return sorted(out, key=lambda x: (x[1], part.ids[x[0]]))[:n]
@@ -680,6 +667,18 @@ class Retriever:
                 s = min(s, out[-1][1])
             out.append((r, round(s, 6)))
         return out
+
+
+def _at_or_above_nth(values: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the values at or above the ``n``-th largest.
+
+    Every tie at the cut is kept, so the caller's final sort (ties by id) decides which of them
+    make the first ``n``.
+    """
+    if len(values) <= n:
+        return np.arange(len(values))
+    cut = np.partition(values, len(values) - n)[len(values) - n]
+    return np.flatnonzero(values >= cut)
 
 
 def expand_to_turns(items: list[MemoryItem]) -> list[str]:
