@@ -27,6 +27,7 @@ import httpx
 
 from ..errors import EmbedderMismatchError, StoreError, TransportError
 from ..limits import DEFAULT_LIMITS, Limits
+from . import hnsw_config
 from . import txn as txn_mod
 from .clock import RevisionClock
 from .heap import scrub_freed_memory
@@ -400,6 +401,9 @@ class ChromaStore:
             :data:`mem_adapters.limits.DEFAULT_LIMITS`.
         on_write: Called after every write call (done or failed: a failed one may have
             written part); the data layer counts its process's writes with it.
+        hnsw_sync_threshold: Records between two saves of a collection's HNSW index (see
+            :mod:`.hnsw_config`); default ``$MEM_ADAPTERS_HNSW_SYNC_THRESHOLD`` or
+            :data:`~.hnsw_config.DEFAULT_SYNC_THRESHOLD`.
     """
 
     def __init__(
@@ -411,8 +415,10 @@ class ChromaStore:
         *,
         limits: Limits | None = None,
         on_write: Callable[[], None] | None = None,
+        hnsw_sync_threshold: int | None = None,
     ) -> None:
         self.client = client
+        self.sync_threshold = hnsw_sync_threshold or hnsw_config.sync_threshold_from_env()
         self.on_write = on_write
         self.limits = limits or DEFAULT_LIMITS
         self.is_async = inspect.iscoroutinefunction(getattr(client, "get_or_create_collection", None))
@@ -609,7 +615,7 @@ class ChromaStore:
                     self.client.get_or_create_collection,
                     mem_name,
                     metadata=self._memory_metadata(tenant_id),
-                    configuration={"hnsw": {"space": "cosine"}},
+                    configuration=hnsw_config.configuration(self.sync_threshold, cosine=True),
                     embedding_function=None,
                 )
             self.check_embedder(tenant_id, dict(mem.metadata or {}))
@@ -619,8 +625,11 @@ class ChromaStore:
                 self.client.get_or_create_collection,
                 aux_name,
                 metadata={"ma_tenant": tenant_id, "ma_role": "aux", "ma_schema": SCHEMA},
+                configuration=hnsw_config.configuration(self.sync_threshold, cosine=False),
                 embedding_function=None,
             )
+            for col in (mem, aux):  # stores made before the setting (or with another value)
+                await self._align_sync_threshold(col)
             limit = await self._batch_limit()
             pair = (Collection(mem, self._run, limit), Collection(aux, self._run, limit))
             pair[0].txns = txn_mod.TxnView(pair[1])
@@ -629,6 +638,24 @@ class ChromaStore:
             while len(self._cache) > MAX_OPEN_TENANTS:  # idle tenants' handles are let go
                 self._cache.popitem(last=False)
             return pair
+
+    async def _align_sync_threshold(self, col: Any) -> None:
+        """Set :attr:`sync_threshold` on an existing collection that has another value.
+
+        Only a setting of how often Chroma saves (:mod:`.hnsw_config`): a client or server that
+        refuses it leaves the collection as it was, with a warning.
+        """
+        if not hnsw_config.needs_update(col, self.sync_threshold):
+            return
+        try:
+            await self._run(col.modify, configuration={"hnsw": {"sync_threshold": self.sync_threshold}})
+        except Exception:
+            logger.warning(
+                "could not set sync_threshold=%d on collection %s",
+                self.sync_threshold,
+                col.name,
+                exc_info=True,
+            )
 
     async def _settle_txns(self, tenant_id: str, pair: tuple[Collection, Collection]) -> None:
         """At open: roll back crashed staged batches past the grace, finish committed ones (.txn)."""
@@ -712,12 +739,12 @@ class ChromaStore:
         await self.delete_raw(tmp_name)  # a copy left by an erase killed before its swap
         limit = await self._batch_limit()
         meta = dict(old.metadata or {})
-        config: dict[str, Any] = {"hnsw": {"space": "cosine"}} if meta.get("ma_role") != "aux" else {}
+        config = hnsw_config.configuration(self.sync_threshold, cosine=meta.get("ma_role") != "aux")
         created = await self._run(
             self.client.get_or_create_collection,
             tmp_name,
             metadata=meta or None,
-            configuration=config or None,
+            configuration=config,
             embedding_function=None,
         )
         src, dst = Collection(old, self._run, limit), Collection(created, self._run, limit)
@@ -776,7 +803,9 @@ class ChromaStore:
             self.client.get_or_create_collection,
             name,
             metadata=metadata,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration=hnsw_config.configuration(
+                self.sync_threshold, cosine=(metadata or {}).get("ma_role") != "aux"
+            ),
             embedding_function=None,
         )
         return Collection(col, self._run, await self._batch_limit())
