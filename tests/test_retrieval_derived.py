@@ -204,8 +204,10 @@ def test_exact_dense_equals_brute_force_with_ties_and_masks():
         idx.upsert(i, i, _turn("s1", int(i[1:])), rng.choice(dirs))
     idx.remove(ids[5])  # a dead row is never returned
     q = np.asarray([0.6, 0.8, 0.0], dtype=np.float32)
-    for trial in range(20):
-        mask = np.asarray([rng.random() < 0.5 for _ in range(idx.n - 3)], dtype=np.bool_)  # short: rows
+    for trial in range(30):
+        # Narrow scopes (gathered rows) and wide ones (every row scored in place) alike.
+        share = (0.05, 0.5, 0.95)[trial % 3]
+        mask = np.asarray([rng.random() < share for _ in range(idx.n - 3)], dtype=np.bool_)  # short: rows
         n = rng.choice([1, 5, 10, 40, 200])  # appended after the mask are out of scope
         want = sorted(
             ((r, 1.0 - float(idx.vectors[r] @ q)) for r in range(len(mask)) if mask[r] and idx.alive.data[r]),
@@ -213,3 +215,30 @@ def test_exact_dense_equals_brute_force_with_ties_and_masks():
         )[:n]
         got = Retriever._exact_dense(idx, q, mask, n)
         assert [idx.ids[r] for r, _ in got] == [idx.ids[r] for r, _ in want], trial
+
+
+def test_neighbours_after_interleaved_writes_equal_a_fresh_partition():
+    # Writes re-sort only their own session; after any mix of writes, updates and deletes
+    # (neighbours asked in between) every turn's neighbours are those of a partition built
+    # from the live records at once.
+    rng = random.Random(11)
+    idx = Partition(("t", None), 0)
+    live: dict[str, tuple[str, int]] = {}
+    for step in range(400):
+        doc = f"d{rng.randrange(120):03d}"
+        if doc in live and rng.random() < 0.3:
+            idx.remove(doc)
+            del live[doc]
+        else:
+            live[doc] = (f"s{rng.randrange(6)}", rng.randrange(1000))
+            idx.upsert(doc, doc, _turn(*live[doc]))
+        if step % 7 == 0 and live:
+            idx.neighbours(idx.row_of[rng.choice(sorted(live))])
+    fresh = Partition(("t", None), 0)
+    for doc in sorted(live):
+        fresh.upsert(doc, doc, _turn(*live[doc]))
+
+    def around(p: Partition, doc: str) -> list[str]:
+        return sorted(p.ids[r] for r in p.neighbours(p.row_of[doc]))
+
+    assert live and all(around(idx, d) == around(fresh, d) for d in live)

@@ -375,16 +375,16 @@ class Retriever:
         One matrix-vector product and one partial sort over the rows in scope; every row tied
         with the ``n``-th is kept until the final cut, so ties rank by id, never by row order.
         """
-        rows, mat = part.matrix()
-        if not len(rows) or n <= 0:
+        ok, mat = part.matrix()
+        m = min(len(ok), len(mask))  # rows appended after the mask was taken are out of scope
+        pos = np.flatnonzero(ok[:m] & mask[:m])
+        if not len(pos) or n <= 0:
             return []
-        inside = rows < len(mask)  # rows appended after the mask was taken are out of scope
-        ok = np.zeros(len(rows), dtype=np.bool_)
-        ok[inside] = mask[rows[inside]]
-        sims = mat @ q
-        pos = np.flatnonzero(ok)
-        top = pos[_at_or_above_nth(sims[pos], n)]
-        out = [(int(rows[j]), 1.0 - float(sims[j])) for j in top]
+        # A narrow scope (a filter on a large partition) gathers its rows; a wide one scores
+        # every row in place, cheaper than copying most of the matrix out.
+        sims = mat[pos] @ q if 8 * len(pos) < m else (mat[:m] @ q)[pos]
+        top = _at_or_above_nth(sims, n)
+        out = [(int(pos[j]), 1.0 - float(sims[j])) for j in top]
         # Equal similarities rank by id, so the order never depends on row order.
         return sorted(out, key=lambda x: (x[1], part.ids[x[0]]))[:n]
 
@@ -521,7 +521,11 @@ class Retriever:
             lists.append((cfg.session_lexical_weight, sorted(lex_s, key=lambda x: -lex_s[x])))
         if cfg.session_dense_weight:
             keys, rows = [], []
+            # Only sessions in play are ranked: their order among themselves is the same
+            # whether or not the others are scored too, and a large partition has thousands.
             for g, members in part.session_rows.items():
+                if g not in in_play:
+                    continue
                 vecs = [
                     part.vectors[r]
                     for r in members
@@ -533,7 +537,7 @@ class Retriever:
                     rows.append(c / (float(np.linalg.norm(c)) or 1.0))
             if rows:
                 sims = np.stack(rows) @ q
-                order = [keys[j] for j in np.argsort(-sims, kind="stable") if keys[j] in in_play]
+                order = [keys[j] for j in np.argsort(-sims, kind="stable")]
                 lists.append((cfg.session_dense_weight, order))
         fused: dict[int, float] = {}
         for w, ranking in lists:

@@ -115,7 +115,9 @@ class Partition:
         self.sessions: list[tuple[int, ...]] = []
         self._session_code: dict[tuple[int, ...], int] = {}
         self.session_rows: dict[int, list[int]] = {}
-        self._order_dirty = True
+        # Sessions whose turns need sorting into write order again: a write re-sorts its own
+        # session at the next search, not every session of the partition.
+        self._order_dirty: set[int] = set()
         self._position: dict[int, int] = {}
         self.role_first: dict[str, int] = {}  # first word of live roles, lower-cased -> count
         self.role_first_code: dict[int, str] = {}
@@ -137,7 +139,6 @@ class Partition:
         self.watermark = 0  # highest rev applied
         self.loaded_at = 0  # rev clock reading when the partition was (re)loaded
         self.checked = 0  # rev clock reading when the last catch-up (or load) started
-        self._matrix_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         self.version = 0  # bumped by every change: derived per-search caches key on it
         self._lengths: tuple[int, dict[int, int]] | None = None
         self._text_bytes = 0
@@ -146,7 +147,6 @@ class Partition:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without caches and without the spare capacity of the growable arrays."""
         state = dict(self.__dict__)
-        state["_matrix_cache"] = None
         state["vectors"] = self.vectors[: self.n].copy()
         for name, value in state.items():
             if isinstance(value, _Column):
@@ -242,7 +242,7 @@ class Partition:
             self.superseded_by[row] = meta["superseded_by"]
         if kind == "turn":
             self.session_rows.setdefault(scode, []).append(row)
-            self._order_dirty = True
+            self._order_dirty.add(scode)
         tokens = tokenize(text)
         self.tok_start.append(len(self.tok_flat))
         self.tok_flat.extend(sorted({self.terms.of(t) for t in tokens}))
@@ -267,7 +267,6 @@ class Partition:
             self.set_vector(row, vector)
         self._latest_ts = None
         self.watermark = max(self.watermark, self.revs[row])
-        self._matrix_cache = None
         return row
 
     def set_vector(self, row: int, vector: Any) -> None:
@@ -276,7 +275,6 @@ class Partition:
         norm = float(np.linalg.norm(v))
         self.vectors[row] = v / norm if norm > 0 else v
         self.has_vec.data[row] = True
-        self._matrix_cache = None
 
     def remove(self, doc_id: str) -> bool:
         """Mark one record dead (unknown ids are ignored); returns whether it was held."""
@@ -300,10 +298,12 @@ class Partition:
             else:
                 self.role_first.pop(first, None)
         if kind == 0:
-            rows = self.session_rows.get(int(self.session.data[row]))
+            g = int(self.session.data[row])
+            rows = self.session_rows.get(g)
             if rows is not None and row in rows:
                 rows.remove(row)
-                self._order_dirty = True
+                self._position.pop(row, None)
+                self._order_dirty.add(g)
         if self.flags["indexed"].data[row] != 0:
             self.n_indexed -= 1
             self.total_len -= int(self.doc_len.data[row])
@@ -320,7 +320,6 @@ class Partition:
         self._text_bytes -= len(self.texts[row])
         self.texts[row] = ""  # dead rows keep no text
         self._latest_ts = None
-        self._matrix_cache = None
         return True
 
     # ------------------------------------------------------------------ reads
@@ -387,13 +386,16 @@ class Partition:
         return self.role_first_code.get(row)
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and unit vectors of every live, indexed record that has one."""
-        if self._matrix_cache is None or self._matrix_cache[0] != self.n:
-            n = self.n
-            ok = self.alive.data[:n] & self.has_vec.data[:n] & (self.flags["indexed"].data[:n] != 0)
-            rows = np.flatnonzero(ok)
-            self._matrix_cache = (n, rows, self.vectors[rows] if len(rows) else np.zeros((0, self.dim)))
-        return self._matrix_cache[1], self._matrix_cache[2]
+        """Which rows can be scored (live, indexed, with a vector) and the vectors of rows ``0..n``.
+
+        The vectors are a view, never a copy: a copy of the scored rows would double the
+        memory of the largest array a partition holds, and be made again after every write.
+        Dead rows stay in the view (scored, then masked out); the partition is reloaded
+        compact once they are half of it.
+        """
+        n = self.n
+        ok = self.alive.data[:n] & self.has_vec.data[:n] & (self.flags["indexed"].data[:n] != 0)
+        return ok, self.vectors[:n]
 
     def missing_vectors(self) -> list[str]:
         """Ids of live rows whose embedding is not held yet."""
@@ -490,13 +492,13 @@ class Partition:
     def neighbours(self, row: int) -> list[int]:
         """The turns just before and after a turn in its session (write order)."""
         if self._order_dirty:
-            self._position = {}
             seq = self.num["seq"].data
-            for rows in self.session_rows.values():
+            for g in self._order_dirty:
+                rows = self.session_rows.get(g, [])
                 rows.sort(key=lambda r: (0 if seq[r] == _ABSENT else int(seq[r]), self.ids[r]))
                 for n, r in enumerate(rows):
                     self._position[r] = n
-            self._order_dirty = False
+            self._order_dirty = set()
         pos = self._position.get(row)
         if pos is None:
             return []
