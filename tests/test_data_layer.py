@@ -422,6 +422,38 @@ async def test_snapshot_lets_a_new_process_search_without_reading_the_store(tmp_
         await c.aclose()
 
 
+async def test_a_new_process_reads_the_snapshot_while_it_opens_the_tenant(tmp_path, monkeypatch):
+    # The first search of a new process preloads the user's partition from its snapshot (beside
+    # the tenant's opening), in write order already: the same results as a process that had
+    # loaded it from Chroma, and a search of an unknown tenant creates nothing.
+    import chromadb
+
+    from mem_adapters.data import layer as layer_mod
+
+    monkeypatch.setattr(layer_mod, "MIN_RECORDS", 10)
+    monkeypatch.setenv("MEM_ADAPTERS_CLOCK_SKEW_S", "0.2")  # recent writes are re-read within it
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    await a.remember(_turns("pre", 90), session_id="s1", user_id="u")
+    await a.remember(_turns("pre", 30, day=2), session_id="s2", user_id="u")
+    time.sleep(0.3)
+    loaded = [(r.id, r.score) for r in (await a.search("pre note topic3", user_id="u", k=10)).results]
+    await a.aclose()
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        data = await b.data()
+        part = data.snapshots.load("default", "u", embedder=data.store.embedder_identity)[0]
+        assert not part._order_dirty  # sorted when written, not by each reader
+        res = await b.search("pre note topic3", user_id="u", k=10)
+        assert [(r.id, r.score) for r in res.results] == loaded
+        assert data.reads <= 5, data.reads  # from the snapshot, caught up by revision
+        assert not (await b.search("pre note", user_id="u", tenant_id="nobody")).results
+    finally:
+        await b.aclose()
+    names = [c.name for c in chromadb.PersistentClient(path=str(path)).list_collections()]
+    assert len(names) == 2, names  # the default tenant's pair only
+
+
 async def test_damaged_or_foreign_snapshots_are_ignored_and_erase_deletes_them(tmp_path, monkeypatch):
     from mem_adapters.data import layer as layer_mod
 

@@ -521,6 +521,28 @@ class DataLayer:
             self._evict(keep=key)
             return part
 
+    async def preload(self, tenant_id: str, user_id: str | None) -> None:
+        """Read a user's partition from its snapshot, if it has one and none is held.
+
+        For the caller to run while it opens the tenant: a new process's first read of a large
+        collection waits for Chroma to load its HNSW index, and reading the snapshot overlaps
+        it. The partition is caught up by the search that follows (:meth:`partition`), under
+        the same lock. Tenant-wide scopes are left alone (a large tenant is searched by
+        Chroma's index, not held whole).
+        """
+        key = (tenant_id, user_id)
+        if user_id is None or self.snapshots is None or key in self._parts:
+            return
+        if not self.snapshots.path(tenant_id, user_id).exists():
+            return
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key in self._parts:
+                return
+            part = await self._from_snapshot(key)
+            if part is not None:
+                self._parts[key] = part
+                self._evict(keep=key)
+
     async def search_view(
         self, tenant_id: str, user_id: str | None, where: dict[str, Any]
     ) -> tuple[Partition, np.ndarray]:
@@ -688,17 +710,20 @@ class DataLayer:
 
     async def _from_snapshot(self, key: PartitionKey) -> Partition | None:
         assert self.snapshots is not None
-        pair = await self.collections(key[0], create=False)
-        if pair is None:
-            return None
-        snaps, ident, cid = self.snapshots, self.store.embedder_identity, pair[0].id
+        snaps, ident = self.snapshots, self.store.embedder_identity
         loop = asyncio.get_running_loop()
-        part = await loop.run_in_executor(
-            None, lambda: snaps.read(key[0], key[1], embedder=ident, collection_id=cid)
-        )
-        if part is not None:
-            self._snapped[key] = part.version
-            logger.debug("partition %r from its snapshot: %d records", key, len(part))
+        # The file is read while the tenant is opened: a new process's first read of a large
+        # collection waits for Chroma to load its HNSW index, and the two overlap.
+        reading = loop.run_in_executor(None, lambda: snaps.load(key[0], key[1], embedder=ident))
+        try:
+            pair = await self.collections(key[0], create=False)
+        finally:
+            found = await reading
+        if pair is None or found is None or found[1] != pair[0].id:
+            return None
+        part = found[0]
+        self._snapped[key] = part.version
+        logger.debug("partition %r from its snapshot: %d records", key, len(part))
         return part
 
     async def _snapshot(self, part: Partition) -> None:

@@ -489,16 +489,21 @@ class Partition:
         self._lengths = (self.version, out)
         return out
 
+    def order_sessions(self) -> None:
+        """Sort the turns of sessions changed since the last call into write order."""
+        if not self._order_dirty:
+            return
+        seq = self.num["seq"].data
+        for g in self._order_dirty:
+            rows = self.session_rows.get(g, [])
+            rows.sort(key=lambda r: (0 if seq[r] == _ABSENT else int(seq[r]), self.ids[r]))
+            for n, r in enumerate(rows):
+                self._position[r] = n
+        self._order_dirty = set()
+
     def neighbours(self, row: int) -> list[int]:
         """The turns just before and after a turn in its session (write order)."""
-        if self._order_dirty:
-            seq = self.num["seq"].data
-            for g in self._order_dirty:
-                rows = self.session_rows.get(g, [])
-                rows.sort(key=lambda r: (0 if seq[r] == _ABSENT else int(seq[r]), self.ids[r]))
-                for n, r in enumerate(rows):
-                    self._position[r] = n
-            self._order_dirty = set()
+        self.order_sessions()
         pos = self._position.get(row)
         if pos is None:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -103,7 +104,11 @@ class SearchMixin(EngineBase):
                 as_of_ts = to_utc(as_of, "as_of").timestamp()
             except (ValueError, OverflowError) as e:
                 raise ValidationError("as_of", str(e)) from e
-        pair = await self.collections(tenant_id, create=False)
+        # A new process's first search: its snapshot is read while the tenant is opened.
+        data = await self.data()
+        pair, _ = await asyncio.gather(
+            self.collections(tenant_id, create=False), data.preload(tenant_id, user_id)
+        )
         if pair is None:
             return SearchResult(query=query, mode=mode, results=[], context="" if mode == "context" else None)
         await self.purge_expired(tenant_id)
