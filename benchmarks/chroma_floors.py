@@ -54,7 +54,15 @@ def turn_meta(i: int) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+def write_report(report: dict[str, object], out: str | None) -> None:
+    """Print the report as JSON and write it to ``out`` if given (the benchmarks/ scripts)."""
+    print(json.dumps(report, indent=1))
+    if out:
+        Path(out).write_text(json.dumps(report, indent=1) + "\n")
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` random unit vectors of :data:`DIM` floats."""
     v = rng.standard_normal((n, DIM)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
@@ -68,7 +76,7 @@ def build(path: str, records: int) -> None:
         n = min(1000, records - start)
         col.add(
             ids=[f"m{start + i}" for i in range(n)],
-            embeddings=_unit(rng, n).tolist(),
+            embeddings=unit_vectors(rng, n).tolist(),
             documents=[f"turn {start + i}: we talked about the trip to the lake" for i in range(n)],
             metadatas=[turn_meta(start + i) for i in range(n)],
         )
@@ -83,7 +91,7 @@ def build_many(path: str, collections: int) -> None:
         col = client.create_collection(f"floor-tenant-{c}", embedding_function=None)
         col.add(
             ids=[f"t{c}-m{i}" for i in range(50)],
-            embeddings=_unit(rng, 50).tolist(),
+            embeddings=unit_vectors(rng, 50).tolist(),
             documents=[f"turn {i} of tenant {c}: we talked about the lake" for i in range(50)],
             metadatas=[turn_meta(i) for i in range(50)],
         )
@@ -119,7 +127,7 @@ def write_floor(calls: int, model_dir: str | None) -> dict[str, float | None]:
         "floor-write", embedding_function=None
     )
     rng = np.random.default_rng(1)
-    vecs = _unit(rng, 2 * calls + 1).tolist()
+    vecs = unit_vectors(rng, 2 * calls + 1).tolist()
     col.upsert(ids=["warm"], embeddings=[vecs[-1]], documents=["warm"], metadatas=[{"a": 1}])
     out: dict[str, float | None] = {}
     for name, meta in (("upsert_1_key_ms", lambda i: {"kind": "turn"}), ("upsert_21_keys_ms", turn_meta)):
@@ -190,9 +198,7 @@ def main() -> None:
 
     report["chromadb"] = chromadb.__version__
     report["load_avg_end"] = os.getloadavg()
-    print(json.dumps(report, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chroma_floors import DIM, turn_meta
+from chroma_floors import turn_meta, unit_vectors, write_report
 
 NAME = "sync-bench"
-
-
-def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def build(path: str, records: int) -> None:
@@ -56,7 +51,7 @@ def build(path: str, records: int) -> None:
         n = min(1000, records - start)
         col.add(
             ids=[f"m{start + i}" for i in range(n)],
-            embeddings=_unit(rng, n),
+            embeddings=unit_vectors(rng, n),
             documents=[f"stored text {start + i}" for i in range(n)],
             metadatas=[turn_meta(start + i) for i in range(n)],
         )
@@ -69,7 +64,7 @@ def time_writes(path: str, threshold: int, calls: int, tag: str) -> dict[str, fl
     col = chromadb.PersistentClient(path=path).get_collection(NAME, embedding_function=None)
     col.modify(configuration={"hnsw": {"sync_threshold": threshold}})
     rng = np.random.default_rng(threshold)
-    vecs = _unit(rng, calls)
+    vecs = unit_vectors(rng, calls)
     times = []
     for i in range(calls):
         meta = turn_meta(10_000_000 + i)
@@ -132,9 +127,7 @@ def main() -> None:
             sizes[str(size)] = {"build_s": build_s, "runs": runs}
     report["sizes"] = sizes
     report["load_avg_end"] = os.getloadavg()
-    print(json.dumps(report, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
