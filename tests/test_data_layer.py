@@ -296,6 +296,34 @@ async def test_partition_equals_a_fresh_load_after_random_interleaved_writes(tmp
         await b.aclose()
 
 
+async def test_a_small_tenant_s_user_partition_is_read_whole_and_equals_a_filtered_read(
+    tmp_path, monkeypatch
+):
+    """Chroma answers a ``user_id`` filter by listing that user's records across the whole store."""
+    from mem_adapters.data import layer as layer_mod
+
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder())
+    try:
+        await eng.remember(_turns("alice", 30), session_id="a1", user_id="alice")
+        await eng.remember(_turns("bob", 20), session_id="b1", user_id="bob")
+        store = (await eng.data()).store
+        calls = await _record(eng, "default")
+
+        def by_user() -> list[dict[str, Any]]:
+            gets = [kw for name, kw in calls if name == "get"]
+            return [kw for kw in gets if "user_id" in json.dumps(kw.get("where"))]
+
+        whole = await DataLayer(store, HashEmbedder.dimension).partition("default", "alice")
+        assert len(whole) == 30 and not by_user()
+        monkeypatch.setattr(layer_mod, "WHOLE_READ_MAX", 49)  # the tenant holds 50: filtered now
+        filtered = await DataLayer(store, HashEmbedder.dimension).partition("default", "alice")
+        assert by_user()
+        assert _fingerprint(whole) == _fingerprint(filtered)
+        _gets_are_paged(calls)
+    finally:
+        await eng.aclose()
+
+
 async def test_eviction_and_reload_give_identical_results(tmp_path):
     eng = AsyncMemoryEngine(tmp_path / "s", embedder=HashEmbedder(), partition_budget_mb=0.01)
     try:

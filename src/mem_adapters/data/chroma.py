@@ -29,6 +29,7 @@ from ..errors import EmbedderMismatchError, StoreError, TransportError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import hnsw_config
 from . import txn as txn_mod
+from .chroma_sqlite import tune as tune_sqlite
 from .clock import RevisionClock
 from .heap import scrub_freed_memory
 
@@ -434,8 +435,10 @@ class ChromaStore:
         self._idle = asyncio.Event()
         self._idle.set()
         self.txn_grace_s = txn_mod.grace_from_env()  # staged leftovers younger than this stay (.txn)
-        if self.persist_path() is not None:
+        persist = self.persist_path()
+        if persist is not None:
             scrub_freed_memory()  # what an erase deletes must not come back in a later file (.heap)
+            tune_sqlite(persist)  # a log index and planner statistics Chroma lacks (.chroma_sqlite)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one Chroma call (see :meth:`_call`); held back while a task holds :meth:`exclusive`."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..data import ChromaStore, Collection, DataLayer
 from ..data.chroma import async_http_client
+from ..data.chroma_sqlite import tune as tune_sqlite
 from ..data.clock import SeqClock
 from ..data.heap import scrub_freed_memory
 from ..data.lock import StoreLock, count_write, folder_key
@@ -109,6 +110,7 @@ class EngineBase:
             self._lock = StoreLock(self.path)  # one writer process per folder (StoreLockedError)
             scrub_freed_memory()  # before any record is read into this process (data/heap.py)
             raise_open_file_limit()  # Chroma sizes its index pool from it (data/open_files.py)
+            tune_sqlite(self.path)  # before Chroma opens the file: it reads statistics then
             try:
                 client = chromadb.PersistentClient(path=str(self.path))
             except BaseException:
