@@ -37,7 +37,6 @@ import numpy as np
 from .. import records as rec
 from ..filters import all_of
 from ..models import MemoryItem
-from . import chroma as chroma_mod
 from . import txn as txn_mod
 from .chroma import AUX_VECTOR, SCHEMA, ChromaStore, Collection
 from .clock import RevisionClock, SeqClock
@@ -136,6 +135,11 @@ class DataLayer:
         self._parts: OrderedDict[PartitionKey, Partition] = OrderedDict()
         self._locks: dict[PartitionKey, asyncio.Lock] = {}
         self.reads = 0  # records read from Chroma for partitions (loads and catch-ups)
+        # Records of each tenant's memory collection when last counted, for WHOLE_READ_MAX.
+        # Chroma counts in the collection's size (15 ms at 100k): a large tenant is counted
+        # once per process (it does not shrink below the bound but by an erase, and a filtered
+        # load stays right then), a small one again at each load (cheap, and it may grow).
+        self._sizes: dict[str, int] = {}
 
     # ------------------------------------------------------------------ collections
 
@@ -610,7 +614,7 @@ class DataLayer:
         tenant_id, user_id = key
         mem, aux = await self._pair(tenant_id)
         where, keep = self._scope_where(user_id), None
-        if user_id is not None and await self._small(mem):
+        if user_id is not None and await self._small(tenant_id, mem):
             where, keep = None, user_id  # read whole, keep the user's (see WHOLE_READ_MAX)
         for attempt in range(3):
             start = self.clock.now()
@@ -643,12 +647,12 @@ class DataLayer:
         logger.debug("loaded partition %r: %d records", key, len(part))
         return part
 
-    @staticmethod
-    async def _small(mem: Collection) -> bool:
-        """Whether the collection holds at most :data:`WHOLE_READ_MAX` records (ids only)."""
-        limit = min(WHOLE_READ_MAX + 1, chroma_mod.PAGE)  # a full page below that: not small
-        got = await mem.raw.get(include=[], limit=limit)
-        return len(got["ids"]) < limit
+    async def _small(self, tenant_id: str, mem: Collection) -> bool:
+        """Whether the tenant's memory collection holds at most :data:`WHOLE_READ_MAX` records."""
+        size = self._sizes.get(tenant_id)
+        if size is None or size <= WHOLE_READ_MAX:
+            size = self._sizes[tenant_id] = await mem.count()
+        return size <= WHOLE_READ_MAX
 
     @staticmethod
     async def _changes(
