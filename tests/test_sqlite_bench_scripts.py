@@ -1,0 +1,71 @@
+"""benchmarks/chroma_sqlite.py and benchmarks/warm_search.py run on a small real store and report it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mem_adapters import MemoryEngine
+from mem_adapters.data import chroma_sqlite
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "locomo-tiny.json"
+
+
+def _store(path: Path, embedder) -> None:
+    eng = MemoryEngine(path, embedder=embedder)
+    try:
+        for t in range(3):
+            turns = [
+                {
+                    "role": "user",
+                    "text": f"tenant {t} note {i} about the lake",
+                    "timestamp": f"2024-01-01T00:00:{i:02d}Z",
+                }
+                for i in range(12)
+            ]
+            eng.remember(turns, session_id="s", user_id="u0000", tenant_id=f"t{t}")
+    finally:
+        eng.close()
+
+
+def test_chroma_sqlite_bench_compares_a_plain_and_a_tuned_copy(tmp_path, embedder):
+    _store(tmp_path / "s", embedder)
+    out = tmp_path / "r.json"
+    script = str(ROOT / "benchmarks" / "chroma_sqlite.py")
+    subprocess.run(
+        [sys.executable, script, str(tmp_path / "s"), "--calls", "2", "--out", str(out)],
+        check=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    r = json.loads(out.read_text())
+    assert r["collections"] == 6 and r["records"] >= 36
+    for side in ("as_chroma_left_it", "tuned"):
+        assert r[side]["sampled_collections"] == 3 and r[side]["records"] == 12
+        assert all(
+            r[side][k] > 0
+            for k in ("log_read_ms", "get_one_id_ms", "rev_filter_ms", "user_filter_ms", "whole_read_ms")
+        )
+    # The store itself is left as it was: the script works on copies.
+    assert chroma_sqlite.missing_indexes(tmp_path / "s" / chroma_sqlite.DB_FILE) == []
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("s", "r.json")]
+
+
+def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
+    _store(tmp_path / "s", embedder)
+    out = tmp_path / "w.json"
+    script = str(ROOT / "benchmarks" / "warm_search.py")
+    cmd = [sys.executable, script, "--store", str(tmp_path / "s"), "--tenant", "t1", "--data", str(FIXTURE),
+           "--queries", "3", "--per-turn", "2", "--out", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=ROOT, timeout=300)
+    r = json.loads(out.read_text())
+    assert r["engine"].startswith(str(ROOT / "src" / "mem_adapters"))
+    assert (
+        r["search"]["queries"] == 3
+        and r["search"]["p50_ms"] > 0
+        and "embed_ms" in r["search"]["stage_p50_ms"]
+    )
+    assert r["per_turn"]["turns"] == 2 and r["per_turn"]["mean_ms"] > 0
