@@ -438,7 +438,7 @@ class ChromaStore:
         persist = self.persist_path()
         if persist is not None:
             scrub_freed_memory()  # what an erase deletes must not come back in a later file (.heap)
-            tune_sqlite(persist)  # a log index and planner statistics Chroma lacks (.chroma_sqlite)
+            tune_sqlite(persist)  # indexes and planner statistics Chroma lacks (.chroma_sqlite)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one Chroma call (see :meth:`_call`); held back while a task holds :meth:`exclusive`."""

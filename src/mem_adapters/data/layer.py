@@ -136,9 +136,9 @@ class DataLayer:
         self._locks: dict[PartitionKey, asyncio.Lock] = {}
         self.reads = 0  # records read from Chroma for partitions (loads and catch-ups)
         # Records of each tenant's memory collection when last counted, for WHOLE_READ_MAX.
-        # Chroma counts in the collection's size (15 ms at 100k): a large tenant is counted
-        # once per process (it does not shrink below the bound but by an erase, and a filtered
-        # load stays right then), a small one again at each load (cheap, and it may grow).
+        # Chroma's count costs the collection's size (15 ms at 100k): a large tenant is counted
+        # once per process (only an erase shrinks it, and a filtered load is right for any
+        # size), a small one again at each load (cheap, and it may have grown).
         self._sizes: dict[str, int] = {}
 
     # ------------------------------------------------------------------ collections
@@ -406,6 +406,7 @@ class DataLayer:
         """Forget every partition and snapshot of a tenant (after an erase or a migration)."""
         for key in [k for k in self._parts if k[0] == tenant_id]:
             del self._parts[key]
+        self._sizes.pop(tenant_id, None)
         if self.snapshots is not None:
             self.snapshots.drop(tenant_id)
 
