@@ -1,6 +1,8 @@
 """The data layer: the only code that talks to Chroma, and owner of every derived index.
 
 - :mod:`.chroma` — per-tenant collections on any chromadb client, every read paged.
+- :mod:`.chroma_sqlite` — indexes and planner statistics the engine adds to an embedded
+  store's SQLite file (Chroma's own statements only get faster).
 - :mod:`.clock` — revisions (a hybrid logical clock) and the clock-skew window.
 - :mod:`.partition` — one scope's records in compact columns (vectors, BM25, filter fields).
 - :mod:`.layer` — :class:`DataLayer`: writes that stamp revisions and tombstones, lazy
