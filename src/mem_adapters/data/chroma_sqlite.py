@@ -12,26 +12,26 @@ a collection's part on every write to it (to apply it) and on its first read in 
 after the mark, of all collections. A collection smaller than its ``sync_threshold`` never saves
 its HNSW index, so its mark stays at 0 and its writes stay in the log for good
 (:mod:`.hnsw_config`): in a store of many small tenants the log is the whole store. With 2,000
-tenants x 50 records, reading one tenant's 50 rows took 150 ms, and 0.35 ms with an index on
-``(topic, seq_id)``. Building it is one pass over the log (1.5 s for 100,000 rows, once).
+tenants x 50 records, reading one tenant's 50 rows took 137.7 ms, and 0.21 ms with an index on
+``(topic, seq_id)``. Building it is one pass over the log (1.4 s for 100,000 rows, once).
 
 **The segment index.** Every Chroma call looks up its collection's segments
 (``get_collection_with_segments``: a write three times, for the write, its backfill and its
 log purge) with ``WHERE collection = ?`` on a table that has no index on ``collection``: each
 call walks the segments of every collection. At 4,000 collections (2,000 tenants) a one-id
-``get`` took 2.4 ms against 0.4 ms in a store of one collection, and 0.9 ms with an index on
-``segments (collection)``.
+``get`` took 2.73 ms, and 0.94 ms with an index on ``segments (collection)``.
 
 **Planner statistics.** Chroma never runs ``ANALYZE``, so SQLite plans a filtered ``get`` of a
 large collection without knowing its size: ``where={"rev": {"$gt": ...}}`` (how a process catches
-up with others) walks the collection's whole id index and tests each id against the matches, 21 to
-28 ms at 100k records even when nothing matched; with statistics SQLite looks up the few matches,
-0.8 ms. A ``where={"user_id": ...}`` partition load of 100 records in a 100k tenant went from 52
-to 23 ms. The statistics are sampled (``PRAGMA analysis_limit``: 31 ms at 100k records) and
+up with others) walks the collection's whole id index and tests each id against the matches,
+19.7 ms at 100k records when nothing matched; with statistics SQLite looks up the few matches,
+0.73 ms. A ``where={"user_id": ...}`` partition load of 100 records in a 100k tenant went from
+52.9 to 22.6 ms (a user holding the whole collection loads slower, 400 to 545 ms a page; the
+snapshot spares it). The statistics are sampled (``PRAGMA analysis_limit``: 40 ms at 100k) and
 taken when a process opens a store whose record count moved by more than half since the last
 ones (:func:`tune`), before Chroma opens the file: SQLite reads them when a connection loads
 the schema. Figures: ``python benchmarks/chroma_sqlite.py <store>``
-(``benchmarks/results/chroma-sqlite.json``).
+(``benchmarks/results/chroma-sqlite-*.json``).
 
 On a ``chroma run`` server the engine cannot reach the file; the operator can run
 ``python -m mem_adapters.data.chroma_sqlite --path <the server's --path>`` while the server is
