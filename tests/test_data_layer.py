@@ -8,12 +8,14 @@ process boundary.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any
 
@@ -604,4 +606,41 @@ async def test_paging_on_a_chroma_server_tenant(chroma_server, monkeypatch):
         assert gets and all(kw["limit"] <= 9 for kw in gets)
     finally:
         await eng.erase(tenant_id=tenant)
+        await eng.aclose()
+
+
+class _GatedEmbedder(HashEmbedder):
+    """Holds a query embedding until told, so a write can land while a search waits for it."""
+
+    def __init__(self) -> None:
+        self.hold = False
+        self.waiting = threading.Event()
+        self.gate = threading.Event()
+
+    def embed_query(self, text: str) -> list[float]:
+        if self.hold:
+            self.waiting.set()
+            assert self.gate.wait(30)
+        return super().embed_query(text)
+
+
+async def test_a_write_landing_while_a_search_embeds_its_query_stays_out_of_that_search(tmp_path):
+    """The write appends rows to the partition the search holds; the search must not trip on them."""
+    emb = _GatedEmbedder()
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=emb)
+    try:
+        await eng.remember(_turns("alice", 6), session_id="a1", user_id="alice")
+        await eng.search("alice note", user_id="alice")  # the partition is held from here on
+        emb.hold = True
+        searching = asyncio.create_task(eng.search("alice note topic3", user_id="alice", k=10))
+        assert await asyncio.to_thread(emb.waiting.wait, 30)
+        emb.hold = False
+        await eng.remember(_turns("later", 3), session_id="a1", user_id="alice")
+        emb.gate.set()
+        res = await searching
+        assert res.results and not [r for r in res.results if r.text.startswith("later")]
+        again = await eng.search("later note", user_id="alice", k=10)
+        assert [r for r in again.results if r.text.startswith("later")]
+    finally:
+        emb.gate.set()
         await eng.aclose()

@@ -47,7 +47,14 @@ def test_chroma_sqlite_bench_compares_a_plain_and_a_tuned_copy(tmp_path, embedde
         assert r[side]["sampled_collections"] == 3 and r[side]["records"] == 12
         assert all(
             r[side][k] > 0
-            for k in ("log_read_ms", "get_one_id_ms", "rev_filter_ms", "user_filter_ms", "whole_read_ms")
+            for k in (
+                "log_read_ms",
+                "get_one_id_ms",
+                "rev_filter_ms",
+                "user_filter_ms",
+                "session_filter_ms",
+                "whole_read_ms",
+            )
         )
     # The store itself is left as it was: the script works on copies.
     assert chroma_sqlite.missing_indexes(tmp_path / "s" / chroma_sqlite.DB_FILE) == []

@@ -220,6 +220,17 @@ class _Hit:
         self.boosts: dict[str, float] = {}
 
 
+def _padded(mask: np.ndarray, n: int) -> np.ndarray:
+    """``mask`` extended to ``n`` rows, the new ones out of scope.
+
+    Rows appended by this process's writes after a search took its partition are not in the
+    search's scope.
+    """
+    if len(mask) >= n:
+        return mask
+    return np.concatenate([mask, np.zeros(n - len(mask), dtype=np.bool_)])
+
+
 class Retriever:
     """Hybrid retrieval over one scope's partition of the derived index.
 
@@ -290,8 +301,7 @@ class Retriever:
         t1 = time.perf_counter()
         timings["index_ms"] = (t1 - t0) * 1000
 
-        if len(mask) < part.n:  # rows appended by this process's writes meanwhile: not in scope
-            mask = np.concatenate([mask, np.zeros(part.n - len(mask), dtype=np.bool_)])
+        mask = _padded(mask, part.n)
 
         def keep(row: int) -> bool:
             return row < len(mask) and bool(mask[row])
@@ -313,6 +323,9 @@ class Retriever:
         if guess != speakers and cfg.dense_without_speakers:
             # The partition was (re)loaded meanwhile and knows other speakers: embed again.
             vector = await self.embed_query(_without_speakers(query, speakers))
+        # A write of this process may have appended rows while the query was embedded; from
+        # here on nothing awaits, so the mask covers every row the steps below read.
+        mask = _padded(mask, part.n)
         t3 = time.perf_counter()
         timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
         q = np.asarray(vector, dtype=np.float32)
