@@ -14,7 +14,10 @@ chromadb in the measured path) times, over up to ``--samples`` memory collection
   matches);
 - ``user_filter_ms``: ``get(where={"user_id": <user>})`` with documents, metadatas and
   embeddings (how a user's partition is loaded), and ``whole_read_ms``: the same collection
-  read without the filter (what the engine does for a tenant of at most ``WHOLE_READ_MAX``).
+  read without the filter (what the engine does for a tenant of at most ``WHOLE_READ_MAX``);
+- ``session_filter_ms``: the live turns of one session of that user with their metadata
+  (``kind``, ``session_id``, ``user_id`` and ``status`` ANDed: how ``get_messages`` used to
+  read), and ``session_only_ms``: by ``session_id`` alone (how it reads now).
 
 Each figure is the median over the sampled collections of the median of ``--calls`` calls,
 after one read of the collection (Chroma loads its index then).
@@ -66,12 +69,23 @@ def _collection(
     out["rev_filter_ms"] = _median_ms(
         lambda: col.get(where=where_rev, include=["metadatas"], limit=1000), calls
     )
-    who = user or (col.get(limit=1, include=["metadatas"])["metadatas"] or [{}])[0].get("user_id")
+    first = (col.get(limit=1, include=["metadatas"])["metadatas"] or [{}])[0]
+    who = user or first.get("user_id")
     inc = ["documents", "metadatas", "embeddings"]
     if who is not None:
         out["user_filter_ms"] = _median_ms(
             lambda: col.get(where={"user_id": who}, include=inc, limit=1000), calls
         )
+        one = col.get(where={"user_id": who}, limit=1, include=["metadatas"])["metadatas"]
+        session = (one or [{}])[0].get("session_id")
+        if session is not None:
+            clauses = [{"kind": "turn"}, {"session_id": session}, {"user_id": who}, {"status": "active"}]
+            out["session_filter_ms"] = _median_ms(
+                lambda: col.get(where={"$and": clauses}, include=["metadatas"], limit=1000), calls
+            )
+            out["session_only_ms"] = _median_ms(
+                lambda: col.get(where={"session_id": session}, include=["metadatas"], limit=1000), calls
+            )
     out["records"] = size = col.count()
     if size <= WHOLE_READ_MAX:
         out["whole_read_ms"] = _median_ms(lambda: col.get(include=inc, limit=1000), calls)
@@ -91,7 +105,16 @@ def measure(path: Path, *, samples: int, calls: int, user: str | None) -> dict[s
         topic = next((t for t in topics if t.endswith(str(col.id))), None)
         per.append(_collection(col, db, topic, user, calls))
     db.close()
-    keys = ("log_read_ms", "get_one_id_ms", "rev_filter_ms", "user_filter_ms", "whole_read_ms", "records")
+    keys = (
+        "log_read_ms",
+        "get_one_id_ms",
+        "rev_filter_ms",
+        "user_filter_ms",
+        "session_filter_ms",
+        "session_only_ms",
+        "whole_read_ms",
+        "records",
+    )
     out: dict[str, Any] = {}
     for key in keys:
         values = [p[key] for p in per if key in p]
