@@ -109,6 +109,36 @@ def test_statistics_are_taken_for_a_large_enough_store_and_again_when_it_grew(tm
     assert again is not None and again > first * chroma_sqlite.RESTAT_FACTOR
 
 
+def test_an_engine_opened_on_a_path_looks_at_the_file_once_and_a_new_file_still_gets_tuned(
+    tmp_path, monkeypatch
+):
+    counts: list[Path] = []
+    real = chroma_sqlite.stats_stale
+
+    def counted(db_path: Path) -> bool:
+        counts.append(db_path)
+        return real(db_path)
+
+    monkeypatch.setattr(chroma_sqlite, "stats_stale", counted)
+    path = tmp_path / "s"
+    eng = MemoryEngine(path, embedder=HashEmbedder())  # no file yet: tuned once Chroma made it
+    try:
+        eng.remember([{"role": "user", "text": "a first turn"}], session_id="s1", user_id="alice")
+        assert len(counts) == 1
+        assert chroma_sqlite.missing_indexes(path / chroma_sqlite.DB_FILE) == []
+    finally:
+        eng.close()
+    counts.clear()
+    eng = MemoryEngine(path, embedder=HashEmbedder())  # a file: tuned before Chroma opens it, only
+    try:
+        assert eng.search("a first turn", user_id="alice", k=1).results[0].text == "a first turn"
+        assert len(counts) == 1
+    finally:
+        eng.close()
+    assert chroma_sqlite.tune(tmp_path / "absent") is False
+    assert chroma_sqlite.tune(path) is True
+
+
 def test_a_file_that_is_not_chroma_s_is_left_alone_with_a_warning(tmp_path, caplog):
     (tmp_path / chroma_sqlite.DB_FILE).write_bytes(b"not a database at all" * 100)
     with caplog.at_level(logging.WARNING, logger=chroma_sqlite.__name__):

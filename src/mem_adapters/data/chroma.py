@@ -405,6 +405,9 @@ class ChromaStore:
         hnsw_sync_threshold: Records between two saves of a collection's HNSW index (see
             :mod:`.hnsw_config`); default ``$MEM_ADAPTERS_HNSW_SYNC_THRESHOLD`` or
             :data:`~.hnsw_config.DEFAULT_SYNC_THRESHOLD`.
+        tune_file: Tune an embedded client's SQLite file (:func:`.chroma_sqlite.tune`).
+            ``False`` when the caller already did, before the client opened it: a second pass
+            would count the file's records again.
     """
 
     def __init__(
@@ -417,6 +420,7 @@ class ChromaStore:
         limits: Limits | None = None,
         on_write: Callable[[], None] | None = None,
         hnsw_sync_threshold: int | None = None,
+        tune_file: bool = True,
     ) -> None:
         self.client = client
         self.sync_threshold = hnsw_sync_threshold or hnsw_config.sync_threshold_from_env()
@@ -438,7 +442,8 @@ class ChromaStore:
         persist = self.persist_path()
         if persist is not None:
             scrub_freed_memory()  # what an erase deletes must not come back in a later file (.heap)
-            tune_sqlite(persist)  # indexes and planner statistics Chroma lacks (.chroma_sqlite)
+            if tune_file:  # indexes and planner statistics Chroma lacks (.chroma_sqlite)
+                tune_sqlite(persist)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one Chroma call (see :meth:`_call`); held back while a task holds :meth:`exclusive`."""

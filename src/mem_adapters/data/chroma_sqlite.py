@@ -62,7 +62,12 @@ ANALYZE_SAMPLE = 1000  # PRAGMA analysis_limit: rows sampled per index
 RESTAT_FACTOR = 1.5  # statistics are taken again when the record count moved by more than this
 
 
-def _connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection of our own to Chroma's file, waiting up to :data:`BUSY_TIMEOUT_S` for its locks.
+
+    Autocommit (``isolation_level=None``): each statement is its own transaction unless the
+    caller opens one, so no lock of ours outlives a statement by accident.
+    """
     if read_only:
         con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     else:
@@ -73,7 +78,7 @@ def _connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 def missing_indexes(db_path: Path) -> list[str]:
     """Names in :data:`INDEXES` that ``chroma.sqlite3`` at ``db_path`` does not hold."""
-    con = _connect(db_path, read_only=True)
+    con = connect(db_path, read_only=True)
     try:
         have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     finally:
@@ -100,7 +105,7 @@ def _stat_records(con: sqlite3.Connection) -> int | None:
 
 def stats_stale(db_path: Path) -> bool:
     """Whether the store is large enough for statistics and has none, or none near its size."""
-    con = _connect(db_path, read_only=True)
+    con = connect(db_path, read_only=True)
     try:
         n = _records(con)
         if n < ANALYZE_MIN_RECORDS:
@@ -116,7 +121,7 @@ def ensure_indexes(db_path: Path) -> list[str]:
     missing = missing_indexes(db_path)
     if not missing:
         return []
-    con = _connect(db_path)
+    con = connect(db_path)
     try:
         for name in missing:
             table, columns = INDEXES[name]
@@ -129,7 +134,7 @@ def ensure_indexes(db_path: Path) -> list[str]:
 
 def analyze(db_path: Path) -> None:
     """Take sampled planner statistics of the whole file (``ANALYZE``)."""
-    con = _connect(db_path)
+    con = connect(db_path)
     try:
         con.execute(f"PRAGMA analysis_limit = {ANALYZE_SAMPLE}")
         con.execute("ANALYZE")
@@ -138,21 +143,26 @@ def analyze(db_path: Path) -> None:
     logger.info("took SQLite planner statistics of %s", db_path)
 
 
-def tune(persist_directory: str | Path) -> None:
+def tune(persist_directory: str | Path) -> bool:
     """Add what is missing or stale to an embedded store's file; nothing if there is no file.
 
     Only a speed-up: a file that cannot be changed (read-only, locked past the timeout, not
     Chroma's) is left as it is, with a warning.
+
+    Returns:
+        Whether there was a file to look at (tuned, or left alone with a warning); ``False``
+        tells the caller to call again once Chroma has created it.
     """
     db_path = Path(persist_directory) / DB_FILE
     if not db_path.exists():
-        return
+        return False
     try:
         ensure_indexes(db_path)
         if stats_stale(db_path):
             analyze(db_path)
     except sqlite3.Error:
         logger.warning("could not tune %s (a speed-up only)", db_path, exc_info=True)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

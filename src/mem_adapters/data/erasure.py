@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from .chroma import ChromaStore, collection_names
+from .chroma_sqlite import connect
 from .clock import RevisionClock
 from .heap import freed_memory_note
 from .hnsw_files import zero_unused_slots
@@ -74,7 +75,6 @@ SAMPLE = 16  # erased records whose text and vector the check greps for
 NEEDLE_MIN = 16  # shorter texts are too likely to occur in what survives: not grepped
 NEEDLE_LEN = 48  # bytes of a text grepped (long texts span SQLite overflow pages)
 VERIFY_MAX_BYTES = 2 * 1024**3  # larger persist folders are not grepped (the receipt says so)
-BUSY_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -166,17 +166,11 @@ def grep_files(root: str | os.PathLike[str], needles: Sequence[bytes]) -> dict[s
     return hits
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    return con
-
-
 def segment_ids(db_path: Path, collection_ids: Sequence[str]) -> list[str]:
     """Ids (folder names) of the segments of the given collections."""
     if not collection_ids:
         return []
-    con = _connect(db_path)
+    con = connect(db_path)
     try:
         marks = ",".join("?" * len(collection_ids))
         rows = con.execute(f"SELECT id FROM segments WHERE collection IN ({marks})", list(collection_ids))
@@ -187,7 +181,7 @@ def segment_ids(db_path: Path, collection_ids: Sequence[str]) -> list[str]:
 
 def _orphans(persist: Path, db_path: Path, dropped: Sequence[str] = ()) -> list[Path]:
     """Segment folders whose segment no row of Chroma's ``segments`` table holds any more."""
-    con = _connect(db_path)
+    con = connect(db_path)
     try:
         live = {str(r[0]) for r in con.execute("SELECT id FROM segments")}
     finally:
@@ -238,7 +232,7 @@ def scrub_sqlite(db_path: Path) -> tuple[int, list[str]]:
     """Merge the FTS5 index, ``VACUUM``, leave no journal; returns ``(bytes reclaimed, what ran)``."""
     before = db_path.stat().st_size
     done: list[str] = []
-    con = _connect(db_path)
+    con = connect(db_path)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "embedding_fulltext_search" in tables:
@@ -267,7 +261,7 @@ def not_held_by_survivors(db_path: Path, needles: Needles) -> tuple[Needles, int
     vector the same text embeds to. Asked of Chroma's FTS5 index (live documents only, after
     the merge). Returns the kept needles and how many were left out.
     """
-    con = _connect(db_path)
+    con = connect(db_path)
     kept = Needles(ids=needles.ids)
     try:
         for text, vectors in needles.pairs:
@@ -292,7 +286,7 @@ def log_rows_with_data(db_path: Path, ids: Sequence[str], collection_ids: Sequen
     """
     if not ids or not collection_ids:
         return 0
-    con = _connect(db_path)
+    con = connect(db_path)
     try:
         marks = ",".join("?" * len(ids))
         topics = " OR ".join("topic LIKE ?" for _ in collection_ids)

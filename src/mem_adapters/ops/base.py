@@ -103,6 +103,7 @@ class EngineBase:
         self._cpu = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mem-adapters-embed")
         self._host, self._port = host, port
         self._lock: StoreLock | None = None
+        self._tuned = False  # whether the SQLite file was tuned before Chroma opened it
         if client is None and host is None:
             import chromadb
 
@@ -110,7 +111,7 @@ class EngineBase:
             self._lock = StoreLock(self.path)  # one writer process per folder (StoreLockedError)
             scrub_freed_memory()  # before any record is read into this process (data/heap.py)
             raise_open_file_limit()  # Chroma sizes its index pool from it (data/open_files.py)
-            tune_sqlite(self.path)  # before Chroma opens the file: it reads statistics then
+            self._tuned = tune_sqlite(self.path)  # before Chroma opens it: it reads statistics then
             try:
                 client = chromadb.PersistentClient(path=str(self.path))
             except BaseException:
@@ -165,6 +166,7 @@ class EngineBase:
                         self.embedder.dimension,
                         limits=self.limits,
                         on_write=partial(count_write, folder) if folder is not None else None,
+                        tune_file=not self._tuned,
                     )
                     self._data = DataLayer(
                         store,
