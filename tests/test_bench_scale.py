@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from mem_adapters.bench_scale import TARGETS, check, register
 from mem_adapters.benchscale.data import LookupEmbedder, MemoryGenerator, load_turns, perturbed
 from mem_adapters.benchscale.report import default_stem
+from mem_adapters.benchscale.runner import SEARCH_USERS
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "locomo" / "locomo-dev.json"
 DATA = Path(os.environ.get("MEM_ADAPTERS_LOCOMO", DATA))
@@ -129,6 +130,12 @@ def test_report_shape(run: dict) -> None:
             assert block["user"]["first_search_cold_s"] > 0 and block["user"]["cold_open_s"] > 0
             assert block["user"]["first_search_s"] != block["user"]["first_search_cold_s"]
             assert block["chroma"]["where_user"]["n"] == 4 and block["chroma"]["no_where"]["n"] == 4
+            # With many users, the other users' first searches (their loads) are timed apart.
+            others = block["user"].get("first_search_other_users")
+            if shape == "many_users":
+                assert others is not None and others["n"] == SEARCH_USERS - 1 and others["p50_ms"] > 0
+            else:
+                assert others is None
         assert report["shapes"][shape]["200"]["user"]["rss_per_record_kb"] is None  # the baseline
     assert report["build"]["embed_s"] > 0 and report["build"]["one_user"]["engine_s"] > 0
     tenants = report["tenants"]

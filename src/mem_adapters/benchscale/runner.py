@@ -172,6 +172,8 @@ def _measure_shape(
                 "probe_hit@10": round(res["probe_hits"] / res["probes"], 3) if res["probes"] else None,
                 "_rss": res["rss_bytes"],
             }
+        if user.get("user_first_ms"):
+            block["user"]["first_search_other_users"] = summary(user["user_first_ms"])
         block["user"]["first_search_cold_s"] = round(cold["first_search_ms"] / 1000.0, 4)
         block["user"]["cold_open_s"] = round(cold["open_ms"] / 1000.0, 4)
         block["chroma"] = {"where_user": summary(where), "no_where": summary(no_where)}
