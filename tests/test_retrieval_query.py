@@ -124,6 +124,34 @@ async def test_the_dense_query_leaves_out_the_speakers_it_names(tmp_path, embedd
         await eng.aclose()
 
 
+async def test_a_user_not_held_yet_guesses_the_speakers_from_the_tenant_s_held_users(tmp_path, embedder):
+    rec = _Recording(embedder)
+    eng = AsyncMemoryEngine(tmp_path / "s", embedder=rec)
+    try:
+        for user in ("alice", "bob"):
+            await eng.remember(
+                [{"role": r, "text": f"{t} ({user})", "timestamp": ts} for r, t, ts in TALK],
+                session_id=f"{user}-1",
+                user_id=user,
+            )
+        carol = [{"role": "Cleo", "text": "Ana's lighthouse painting was in the paper.",
+                  "timestamp": "2023-06-04T10:00:00Z"}]  # fmt: skip
+        await eng.remember(carol, session_id="carol-1", user_id="carol")
+        await eng.search("What did Ana paint?", k=2, user_id="alice")
+        rec.queries.clear()
+        # Bob's partition is loaded by this search; Ana speaks in alice's too: embedded once.
+        found = await eng.search("What did Ana paint?", k=2, user_id="bob")
+        assert rec.queries == ["What did paint?"]
+        assert found.results[0].text == "I painted a lighthouse at dawn with watercolours. (bob)"
+        rec.queries.clear()
+        # Ana is no speaker of carol's: the guess is checked once the partition is in.
+        found = await eng.search("What did Ana paint?", k=2, user_id="carol")
+        assert rec.queries == ["What did paint?", "What did Ana paint?"]
+        assert [r.text for r in found.results] == [carol[0]["text"]]
+    finally:
+        await eng.aclose()
+
+
 async def test_the_stored_vector_is_the_exact_text_without_its_speaker(tmp_path, embedder):
     import numpy as np
 

@@ -280,8 +280,14 @@ class Retriever:
         raw_words = set(re.findall(r"[a-z]+", query.lower()))
         # The dense query leaves out the speaker names it mentions (see RetrievalConfig); the
         # speakers are known from the cached partition, checked again once it is caught up.
+        # A scope not held yet guesses from the tenant's held scopes, so that its load and the
+        # query's embedding overlap (a wrong guess costs one more embedding, as no guess does).
         known = self.data.cached_partition(tenant_id, user_id)
-        guess = _named(known.role_first, raw_words) if known and cfg.dense_without_speakers else set()
+        guess: set[str] = set()
+        if cfg.dense_without_speakers and known is not None:
+            guess = _named(known.role_first, raw_words)
+        elif cfg.dense_without_speakers:
+            guess = self.data.speakers_among(tenant_id, raw_words)
         embed_task = asyncio.ensure_future(self.embed_query(_without_speakers(query, guess)))
         try:
             if (

@@ -515,6 +515,14 @@ class DataLayer:
     def _held(self, tenant_id: str) -> list[tuple[PartitionKey, Partition]]:
         return [(k, p) for k, p in self._parts.items() if k[0] == tenant_id]
 
+    def speakers_among(self, tenant_id: str, words: set[str]) -> set[str]:
+        """Which of ``words`` are speakers (first words of roles) in any partition held of a tenant.
+
+        A guess for a scope not held yet: users of one tenant mostly talk with the same agents.
+        """
+        held = [p.role_first for _, p in self._held(tenant_id)]
+        return {w for w in words if any(w in roles for roles in held)}
+
     def cached_partition(self, tenant_id: str, user_id: str | None) -> Partition | None:
         """The partition held for a scope, as it is (no catch-up)."""
         return self._parts.get((tenant_id, user_id))
