@@ -9,7 +9,9 @@ turns on the same store and the same minute say whether a change moved them. Rep
 p95 of ``--queries`` user-scoped searches (LoCoMo questions, after 5 warm-up ones), the median
 of each of the search's ``stage_timings``, the Chroma calls a warm search makes, and the mean
 time of ``--per-turn`` one-turn ``remember`` calls into a fresh store in a temporary folder
-(the real embedder; ``0`` skips it). ``engine`` names the source tree that ran.
+(the real embedder; ``0`` skips it). ``--first-users N`` adds, in a new process, the first
+search of N other users (each loads its partition; for the 1,000-users store). ``engine``
+names the source tree that ran.
 """
 
 from __future__ import annotations
@@ -85,6 +87,28 @@ def searches(store: str, tenant: str, user: str, data: str, queries: int, emb: A
     }
 
 
+def first_of_users(store: str, tenant: str, user: str, data: str, n: int, emb: Any) -> dict[str, Any]:
+    """The first search of ``n`` other users (``u0100`` on) after ``user``'s, in one process.
+
+    Each loads that user's partition (the 1,000-users store of the scale bench); the queries
+    are LoCoMo questions, which mostly name a speaker.
+    """
+    qs = load_questions(data, n + 1)
+    eng = MemoryEngine(store, embedder=emb)
+    try:
+        eng.search(qs[0], user_id=user, tenant_id=tenant)
+        ms = []
+        for j, q in enumerate(qs[1 : n + 1]):
+            t0 = time.perf_counter()
+            eng.search(q, user_id=f"u{100 + j:04d}", tenant_id=tenant)
+            ms.append((time.perf_counter() - t0) * 1000)
+    finally:
+        eng.close()
+    ms.sort()
+    return {"users": len(ms), "p50_ms": round(statistics.median(ms), 2),
+            "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2)}  # fmt: skip
+
+
 def per_turn(data: str, n: int, emb: Any) -> dict[str, Any]:
     """Mean time of ``n`` one-turn ``remember`` calls into a fresh store."""
     texts = MemoryGenerator(load_turns(data), 0, offset=10_000_000).texts(n)
@@ -111,6 +135,9 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/locomo/locomo-dev.json")
     ap.add_argument("--queries", type=int, default=60)
     ap.add_argument("--per-turn", type=int, default=200, help="one-turn writes timed (0: none)")
+    ap.add_argument(
+        "--first-users", type=int, default=0, help="time the first search of this many other users (0: none)"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     _count_chroma_calls()
@@ -121,6 +148,10 @@ def main() -> None:
         "search": searches(args.store, args.tenant, args.user, args.data, args.queries, emb),
         "per_turn": per_turn(args.data, args.per_turn, emb) if args.per_turn else None,
     }
+    if args.first_users:
+        report["first_of_other_users"] = first_of_users(
+            args.store, args.tenant, args.user, args.data, args.first_users, emb
+        )
     print(json.dumps(report, indent=1))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")

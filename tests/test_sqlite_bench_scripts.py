@@ -63,10 +63,17 @@ def test_chroma_sqlite_bench_compares_a_plain_and_a_tuned_copy(tmp_path, embedde
 
 def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
     _store(tmp_path / "s", embedder)
+    eng = MemoryEngine(tmp_path / "s", embedder=embedder)
+    try:
+        for user in ("u0100", "u0101"):
+            turn = {"role": "user", "text": f"{user} swam in the lake", "timestamp": "2024-01-02T00:00:00Z"}
+            eng.remember([turn], session_id=user, user_id=user, tenant_id="t1")
+    finally:
+        eng.close()
     out = tmp_path / "w.json"
     script = str(ROOT / "benchmarks" / "warm_search.py")
     cmd = [sys.executable, script, "--store", str(tmp_path / "s"), "--tenant", "t1", "--data", str(FIXTURE),
-           "--queries", "3", "--per-turn", "2", "--out", str(out)]  # fmt: skip
+           "--queries", "3", "--per-turn", "2", "--first-users", "2", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=300)
     r = json.loads(out.read_text())
     assert r["engine"].startswith(str(ROOT / "src" / "mem_adapters"))
@@ -76,3 +83,4 @@ def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
         and "embed_ms" in r["search"]["stage_p50_ms"]
     )
     assert r["per_turn"]["turns"] == 2 and r["per_turn"]["mean_ms"] > 0
+    assert r["first_of_other_users"]["users"] == 2 and r["first_of_other_users"]["p50_ms"] > 0
