@@ -26,7 +26,7 @@ from atomic_batch_worker import HashEmbedder  # the one hashed bag-of-words test
 from mem_adapters import AsyncMemoryEngine
 from mem_adapters.data import PAGE, RevisionClock
 from mem_adapters.data import chroma as chroma_mod
-from mem_adapters.data.layer import TOMBSTONE_PREFIX, DataLayer
+from mem_adapters.data.layer import INLINE_CHANGES, TOMBSTONE_PREFIX, DataLayer
 
 
 class Recorder:
@@ -153,6 +153,44 @@ async def test_catch_up_reads_only_what_changed(tmp_path):
             # process wrote within the skew window: O(k), never the 300-record partition.
             assert read <= 3 * k + 4, (k, read)
             assert res.results
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_catch_up_of_few_changes_is_one_read_and_of_many_reads_metadata_first(tmp_path):
+    path = tmp_path / "s"
+    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
+    try:
+        data = await a.data()
+        data.clock = RevisionClock(skew_s=0.2)
+        await a.remember(_turns("base", 50), session_id="s0", user_id="u")
+        await b.remember(_turns("other", 5), session_id="o0", user_id="v")
+        time.sleep(0.3)
+        await a.search("note", user_id="u")
+        calls = await _record(a, "default")
+        for n, label in ((3, "few"), (INLINE_CHANGES + 20, "many")):
+            calls.clear()
+            w = await b.remember(_turns(label, n, day=3), session_id=label, user_id="u")
+            await b.remember(_turns(f"{label}-v", 2, day=3), session_id=f"{label}-v", user_id="v")
+            time.sleep(0.3)
+            await a.search(f"{label} note", user_id="u")
+            mem_gets = [kw for name, kw in calls if name == "get" and "rev" in json.dumps(kw.get("where"))]
+            by_id = [kw for name, kw in calls if name == "get" and kw.get("ids") is not None]
+            part = await data.partition("default", "u")
+            assert set(w.active_ids) <= set(part.row_of)
+            if label == "few":
+                # One read of the memory collection brings the changed records whole.
+                assert len(mem_gets) == 2 and not by_id, calls  # the memory and the aux feed
+                inline = next(kw for kw in mem_gets if kw["limit"] == min(INLINE_CHANGES, PAGE - 1) + 1)
+                assert {"embeddings", "documents"} <= set(inline["include"])
+            else:
+                # Too many to take whole: metadata first, then only this user's records by id.
+                assert by_id and sum(len(kw["ids"]) for kw in by_id) == n
+            _gets_are_paged(calls)
+        fresh = await DataLayer((await b.data()).store, HashEmbedder.dimension).partition("default", "u")
+        assert _fingerprint(part) == _fingerprint(fresh)
     finally:
         await a.aclose()
         await b.aclose()

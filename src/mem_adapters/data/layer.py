@@ -37,6 +37,7 @@ import numpy as np
 from .. import records as rec
 from ..filters import all_of
 from ..models import MemoryItem
+from . import chroma as chroma_mod
 from . import txn as txn_mod
 from .chroma import AUX_VECTOR, SCHEMA, ChromaStore, Collection
 from .clock import RevisionClock, SeqClock
@@ -58,6 +59,10 @@ LOAD_PAGE = 1000  # records per page when a partition is loaded (bounds the tran
 # size when many tenants share user ids (2,000 tenants x 50 with one user id: 139 ms against
 # 12 ms for the collection's 50 records; ``benchmarks/chroma_sqlite.py``).
 WHOLE_READ_MAX = 256
+# A catch-up asks for up to this many changed records whole (texts and vectors) in its first
+# read: the usual catch-up (a few writes since the last search) is then one read, not two.
+# More than that reads metadata first and fetches only the scope's records.
+INLINE_CHANGES = 64
 
 PartitionKey = tuple[str, str | None]
 
@@ -77,6 +82,14 @@ _IN_REPAIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 def _generated(record_id: str, meta: dict[str, Any]) -> bool:
     """Whether a format-2 record's id was made by the engine (not a caller's id)."""
     return rec.engine_made_id(record_id, meta.get("kind"))
+
+
+def _whole(got: dict[str, Any]) -> dict[str, tuple[str | None, dict[str, Any], Any]]:
+    """``{id: (text, metadata, vector)}`` of a read that asked for texts and vectors, else ``{}``."""
+    docs, embs = got.get("documents"), got.get("embeddings")
+    if docs is None or embs is None or not got["ids"]:
+        return {}
+    return {i: (docs[n], got["metadatas"][n] or {}, embs[n]) for n, i in enumerate(got["ids"])}
 
 
 def user_of(meta: dict[str, Any]) -> str:
@@ -681,14 +694,25 @@ class DataLayer:
         while ANDing the partition's user (which matches all of its records) would make every
         catch-up cost the size of the partition. The caller keeps its own user's.
 
+        Up to :data:`INLINE_CHANGES` changed records come with their texts and vectors
+        (``documents`` and ``embeddings`` present in the answer); more are read as metadata.
+
         Large batches committed since (a commit marker in the aux feed, see :mod:`.txn`) are
         read whole: their records may carry a revision at or below ``since`` (staged before
         an earlier catch-up, which could not see them), so they are read by batch id.
         """
+        where = {"rev": {"$gt": since}}
+        # Read as Chroma holds it: whether more than the inline limit changed is known before
+        # uncommitted staged records are taken out (see .txn), which could hide the excess.
+        whole, inline = ["documents", "metadatas", "embeddings"], min(INLINE_CHANGES, chroma_mod.PAGE - 1)
         changed, rows = await asyncio.gather(
-            mem.get_all(where={"rev": {"$gt": since}}, include=["metadatas"]),
-            aux.get_all(where={"rev": {"$gt": since}}, include=["metadatas"]),
+            mem.raw.get(where=where, include=whole, limit=inline + 1),
+            aux.get_all(where=where, include=["metadatas"]),
         )
+        if len(changed["ids"]) > inline:
+            changed = await mem.get_all(where=where, include=["metadatas"])
+        elif mem.txns is not None:
+            changed = await mem.txns.visible(changed)
         markers = [m for m in rows["metadatas"] if m.get("type") == txn_mod.MARKER_TYPE]
         commits = {int(m[txn_mod.TXN_FIELD]) for m in markers}
         if commits:
@@ -699,7 +723,12 @@ class DataLayer:
             )
             merged = dict(zip(batches["ids"], batches["metadatas"], strict=True))
             merged.update(zip(changed["ids"], changed["metadatas"], strict=True))
+            inline = _whole(changed)
             changed = {"ids": list(merged), "metadatas": list(merged.values())}
+            if inline:  # the batches' records come as metadata; the inline ones keep theirs
+                changed["inline"] = inline
+        elif _whole(changed):
+            changed["inline"] = _whole(changed)
         return changed, [m for m in rows["metadatas"] if m.get("type") == "tombstone"]
 
     async def _catch_up(self, part: Partition) -> None:
@@ -740,6 +769,11 @@ class DataLayer:
             for i, m in zip(changed["ids"], changed["metadatas"], strict=True)
             if (user_id is None or user_of(m) == user_id) and part.rev_of(i) != int(m.get("rev", 0))
         ]
+        inline: dict[str, tuple[str | None, dict[str, Any], Any]] = changed.get("inline", {})
+        for i in [i for i in need if i in inline]:
+            d, m, e = inline[i]
+            part.upsert(i, d or "", m or {}, e)
+        need = [i for i in need if i not in inline]
         if need:
             got = await mem.get(ids=need, include=["documents", "metadatas", "embeddings"])
             self.reads += len(got["ids"])
