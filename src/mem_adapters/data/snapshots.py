@@ -2,8 +2,13 @@
 
 A snapshot is a partition as it was after a catch-up: a header line (format version,
 embedder identity, Chroma collection id, revision watermark, checksum of the payload) and
-the pickled partition. It is derived data: read only when every header field matches and
-the checksum holds, otherwise ignored (and rewritten after the next full load). After
+the pickled partition, its numpy arrays (the vectors: most of the file) stored out of band
+after the pickle, each at an aligned offset. A new process maps the file copy-on-write and
+the arrays are views of the mapping: nothing is copied, and the checksum is computed beside
+the unpickling (zlib lets go of the GIL). At 100k records the file is 200 MB: copying the
+vectors out of it and checksumming before unpickling took about 0.27 s of a first search
+(``benchmarks/snapshot_load.py``). It is derived data: read only when every header field
+matches and the checksum holds, otherwise ignored (and rewritten after the next full load). After
 reading one, the data layer catches up by revision from its watermark, exactly as a
 long-running process does; a snapshot older than half the tombstone TTL is not used (the
 tombstones it would need may be gone).
@@ -24,6 +29,7 @@ import pickle
 import shutil
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +37,12 @@ from .partition import Partition
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: arrays out of band, mapped on load
+ALIGN = 64  # byte alignment of the header's end and of each array in the file
 MIN_RECORDS = 2000  # smaller partitions load from Chroma faster than a file is worth
+
+
+_CRC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mem-adapters-snapshot-crc")
 
 
 def _digest(value: str) -> str:
@@ -70,12 +80,30 @@ class SnapshotStore:
         return self._tenant_dir(tenant_id) / f"{name}.snap"
 
     @staticmethod
-    def dumps(part: Partition, *, embedder: str, collection_id: str) -> tuple[tuple[str, str | None], bytes]:
-        """Serialise ``part`` (on the thread that owns it, so the copy is consistent)."""
+    def dumps(
+        part: Partition, *, embedder: str, collection_id: str
+    ) -> tuple[tuple[str, str | None], list[bytes]]:
+        """Serialise ``part`` into the file's pieces, in order.
+
+        Runs on the thread that owns the partition: every piece is a copy, so writes to the
+        partition after this returns do not reach the file.
+        """
         # Derived per-search state settled once here, not again by every process that reads it.
         part.order_sessions()
         part.session_lengths()
-        payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+        buffers: list[pickle.PickleBuffer] = []
+        payload = pickle.dumps(part, protocol=5, buffer_callback=buffers.append)
+        arrays = [bytes(b.raw()) for b in buffers]
+        pieces, offsets, at = [payload], [], len(payload)
+        for a in arrays:
+            pad = -at % ALIGN
+            pieces.append(b"\0" * pad)
+            offsets.append(at + pad)
+            pieces.append(a)
+            at += pad + len(a)
+        crc = 0
+        for piece in pieces:
+            crc = zlib.crc32(piece, crc)
         header = {
             "format": FORMAT,
             "layout": LAYOUT,
@@ -83,21 +111,26 @@ class SnapshotStore:
             "collection": collection_id,
             "checked": part.checked,
             "watermark": part.watermark,
-            "crc32": zlib.crc32(payload),
-            "size": len(payload),
+            "crc32": crc,
+            "size": at,
+            "pickle": len(payload),
+            "buffers": [[o, len(a)] for o, a in zip(offsets, arrays, strict=True)],  # from the header's end
             "tenant": _digest(part.key[0]),
             "records": len(part),
         }
-        return part.key, json.dumps(header).encode() + b"\n" + payload
+        line = json.dumps(header).encode()
+        line += b" " * (-(len(line) + 1) % ALIGN) + b"\n"  # the arrays' offsets stay aligned in the file
+        return part.key, [line, *pieces]
 
-    def write(self, key: tuple[str, str | None], blob: bytes) -> Path:
+    def write(self, key: tuple[str, str | None], blob: bytes | list[bytes]) -> Path:
         """Write a serialised partition atomically (temp file, then rename); returns the file."""
         target = self.path(*key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(blob)
+                for piece in [blob] if isinstance(blob, bytes) else blob:
+                    f.write(piece)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -129,14 +162,16 @@ class SnapshotStore:
                 size = os.fstat(f.fileno()).st_size - offset
                 if size <= 0:
                     return None
-                # Mapped, not read into one more copy of the file (hundreds of MB at 100k).
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    view = memoryview(mm)[offset:]
-                    try:
-                        part = self._unpickle(path, header, view, embedder)
-                    finally:
-                        view.release()
-        except (OSError, ValueError):
+                # Copy-on-write: the arrays are writable views of the file's pages, which this
+                # process alone sees changed. Windows cannot replace a mapped file (the next
+                # snapshot's rename), so there the pages are copied out.
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            view = memoryview(mm)[offset:]
+            if os.name == "nt":
+                view = memoryview(bytearray(view))
+                mm.close()
+            part = self._unpickle(path, header, view, embedder)
+        except (OSError, ValueError, TypeError, KeyError):  # unreadable, or a damaged header
             return None
         if part is None or part.key != (tenant_id, user_id):
             return None
@@ -150,22 +185,31 @@ class SnapshotStore:
             or header.get("layout") != LAYOUT
             or header.get("embedder") != embedder
             or header.get("size") != len(payload)
-            or header.get("crc32") != zlib.crc32(payload)
         ):
-            logger.info("ignoring stale or damaged snapshot %s", path)
+            logger.info("ignoring stale snapshot %s", path)
             return None
+        spans = header.get("buffers", [])
+        pickled = payload[: int(header["pickle"])]
+        arrays = [payload[int(o) : int(o) + int(n)] for o, n in spans]
+        # Checksummed beside the unpickling: a damaged file is dropped after the fact (the
+        # partition built from it is never returned).
+        crc = _CRC.submit(zlib.crc32, payload)
         # The cyclic collector would walk the hundreds of thousands of objects being built
         # several times over (a 100k-record partition: 1.1 s with it, 0.3 s without).
         collecting = gc.isenabled()
         gc.disable()
         try:
-            part = pickle.loads(payload)
+            part = pickle.loads(pickled, buffers=arrays)
         except Exception:  # a damaged file is derived data: load from Chroma instead
-            logger.warning("unreadable snapshot %s", path, exc_info=True)
-            return None
+            part = None
         finally:
             if collecting:
                 gc.enable()
+        if crc.result() != header.get("crc32"):
+            logger.info("ignoring damaged snapshot %s", path)
+            return None
+        if part is None:
+            logger.warning("unreadable snapshot %s", path)
         return part if isinstance(part, Partition) else None
 
     def drop(self, tenant_id: str, user_id: str | None = None) -> None:
