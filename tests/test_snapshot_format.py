@@ -34,7 +34,7 @@ async def _snapshotted(tmp_path, monkeypatch):
     return eng, data, held, data.snapshots.path("default", "u")
 
 
-async def test_a_loaded_snapshot_s_arrays_are_aligned_writable_views_of_the_file(tmp_path, monkeypatch):
+async def test_a_loaded_snapshot_s_columns_are_aligned_writable_views_of_the_file(tmp_path, monkeypatch):
     eng, data, held, path = await _snapshotted(tmp_path, monkeypatch)
     try:
         header = json.loads(path.read_bytes().split(b"\n", 1)[0])
@@ -42,15 +42,16 @@ async def test_a_loaded_snapshot_s_arrays_are_aligned_writable_views_of_the_file
         found = data.snapshots.load("default", "u", embedder=data.store.embedder_identity)
         assert found is not None
         part = found[0]
-        vec = part.vectors
-        assert not vec.flags.owndata and vec.flags.writeable  # a view of the mapping, not a copy
-        assert vec.ctypes.data % snap_mod.ALIGN == 0
+        col = part.num["expires_at"].data
+        assert not col.flags.owndata and col.flags.writeable  # a view of the mapping, not a copy
+        assert col.ctypes.data % snap_mod.ALIGN == 0
+        assert part.vectors.flags.owndata  # the vectors are copied out (huge pages for the scan)
         assert sorted(part.row_of) == sorted(held.row_of)
         for i, r in held.row_of.items():
             assert np.array_equal(part.vectors[part.row_of[i]], held.vectors[r])
             assert part.texts[part.row_of[i]] == held.texts[r]
         before = path.read_bytes()
-        part.vectors[0, 0] += 1.0  # copy-on-write: the file stays as it was
+        col[0] += 1.0  # copy-on-write: the file stays as it was
         assert path.read_bytes() == before
         # The partition from the file keeps growing like any other (its arrays are replaced).
         fresh = DataLayer(data.store, HashEmbedder.dimension, snapshots=data.snapshots)
