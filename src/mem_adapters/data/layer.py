@@ -704,12 +704,12 @@ class DataLayer:
         where = {"rev": {"$gt": since}}
         # Read as Chroma holds it: whether more than the inline limit changed is known before
         # uncommitted staged records are taken out (see .txn), which could hide the excess.
-        whole, inline = ["documents", "metadatas", "embeddings"], min(INLINE_CHANGES, chroma_mod.PAGE - 1)
+        whole, most = ["documents", "metadatas", "embeddings"], min(INLINE_CHANGES, chroma_mod.PAGE - 1)
         changed, rows = await asyncio.gather(
-            mem.raw.get(where=where, include=whole, limit=inline + 1),
+            mem.raw.get(where=where, include=whole, limit=most + 1),
             aux.get_all(where=where, include=["metadatas"]),
         )
-        if len(changed["ids"]) > inline:
+        if len(changed["ids"]) > most:
             changed = await mem.get_all(where=where, include=["metadatas"])
         elif mem.txns is not None:
             changed = await mem.txns.visible(changed)
@@ -723,12 +723,12 @@ class DataLayer:
             )
             merged = dict(zip(batches["ids"], batches["metadatas"], strict=True))
             merged.update(zip(changed["ids"], changed["metadatas"], strict=True))
-            inline = _whole(changed)
+            records = _whole(changed)
             changed = {"ids": list(merged), "metadatas": list(merged.values())}
-            if inline:  # the batches' records come as metadata; the inline ones keep theirs
-                changed["inline"] = inline
-        elif _whole(changed):
-            changed["inline"] = _whole(changed)
+            if records:  # the batches' records come as metadata; the inline ones keep theirs
+                changed["inline"] = records
+        elif records := _whole(changed):
+            changed["inline"] = records
         return changed, [m for m in rows["metadatas"] if m.get("type") == "tombstone"]
 
     async def _catch_up(self, part: Partition) -> None:
