@@ -9,6 +9,7 @@ process boundary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -131,41 +133,47 @@ async def test_a_tenant_above_chromas_get_limit_is_searchable_and_erasable(tmp_p
         await eng.aclose()
 
 
-async def test_catch_up_reads_only_what_changed(tmp_path):
+@contextlib.asynccontextmanager
+async def _searcher_and_writer(
+    tmp_path, base: int
+) -> AsyncIterator[tuple[AsyncMemoryEngine, AsyncMemoryEngine]]:
+    """A searcher ``a`` holding user ``u``'s partition of ``base`` turns, and another engine ``b``.
+
+    A short skew window, and a pause past it: the searcher's own recent writes are re-read by
+    every catch-up within the window (bounded by the write rate, not by size).
+    """
     path = tmp_path / "s"
     a = AsyncMemoryEngine(path, embedder=HashEmbedder())
     b = AsyncMemoryEngine(path, embedder=HashEmbedder())
     try:
-        data = await a.data()
-        # A short skew window, and a pause past it: the searcher's own recent writes are
-        # re-read by every catch-up within the window (bounded by the write rate, not by size).
-        data.clock = RevisionClock(skew_s=0.2)
-        await a.remember(_turns("base", 300), session_id="s0", user_id="u")
+        (await a.data()).clock = RevisionClock(skew_s=0.2)
+        await a.remember(_turns("base", base), session_id="s0", user_id="u")
         time.sleep(0.3)
         await a.search("note", user_id="u")
+        yield a, b
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_catch_up_reads_only_what_changed(tmp_path):
+    async with _searcher_and_writer(tmp_path, 300) as (a, b):
+        data = await a.data()
         for k in (1, 5, 20):
             w = await b.remember(_turns(f"new{k}", k, day=2), session_id=f"s{k}", user_id="u")
             before = data.reads
             res = await a.search(f"new{k} note", user_id="u", k=k)
             read = data.reads - before
             assert set(w.active_ids) <= set((await data.partition("default", "u")).row_of)
-            # The new records (ids + metadata, then documents + vectors), plus what this
-            # process wrote within the skew window: O(k), never the 300-record partition.
+            # The new records (read whole, or ids + metadata then documents + vectors), plus
+            # what this process wrote within the skew window: O(k), never the 300-record partition.
             assert read <= 3 * k + 4, (k, read)
             assert res.results
-    finally:
-        await a.aclose()
-        await b.aclose()
 
 
 async def test_a_catch_up_of_few_changes_is_one_read_and_of_many_reads_metadata_first(tmp_path):
-    path = tmp_path / "s"
-    a = AsyncMemoryEngine(path, embedder=HashEmbedder())
-    b = AsyncMemoryEngine(path, embedder=HashEmbedder())
-    try:
+    async with _searcher_and_writer(tmp_path, 50) as (a, b):
         data = await a.data()
-        data.clock = RevisionClock(skew_s=0.2)
-        await a.remember(_turns("base", 50), session_id="s0", user_id="u")
         await b.remember(_turns("other", 5), session_id="o0", user_id="v")
         time.sleep(0.3)
         await a.search("note", user_id="u")
@@ -191,9 +199,6 @@ async def test_a_catch_up_of_few_changes_is_one_read_and_of_many_reads_metadata_
             _gets_are_paged(calls)
         fresh = await DataLayer((await b.data()).store, HashEmbedder.dimension).partition("default", "u")
         assert _fingerprint(part) == _fingerprint(fresh)
-    finally:
-        await a.aclose()
-        await b.aclose()
 
 
 class _CountingGets:

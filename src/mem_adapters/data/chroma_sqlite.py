@@ -65,8 +65,9 @@ RESTAT_FACTOR = 1.5  # statistics are taken again when the record count moved by
 def connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """A connection of our own to Chroma's file, waiting up to :data:`BUSY_TIMEOUT_S` for its locks.
 
-    Autocommit (``isolation_level=None``): each statement is its own transaction unless the
-    caller opens one, so no lock of ours outlives a statement by accident.
+    A writable one autocommits (``isolation_level=None``): each statement is its own
+    transaction unless the caller opens one, so no lock of ours outlives a statement by
+    accident. A read-only one (``mode=ro``) only reads.
     """
     if read_only:
         con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
