@@ -93,7 +93,13 @@ class RetrievalConfig:
         exact_dense_max: Largest whole-tenant partition a tenant-wide search (no ``user_id``)
             loads; above it that search asks Chroma's vector index *without* a ``where``
             (Chroma filters a local query by brute force), over-fetches and filters the
-            candidates itself. User-scoped searches always score their partition exactly.
+            candidates itself.
+        ann_min_rows: Partitions of at least this many rows take their dense candidates
+            from Chroma's vector index: one query without a ``where``, over-fetched by the
+            share of the tenant the scope holds, the candidates then scored exactly with the
+            partition's vectors (``DataLayer.nearest``). Smaller ones, and scopes that are a
+            small share of their tenant, score every row in scope exactly (at 100k rows that
+            pass alone costs more than the rest of a search).
         lexical_candidates: BM25 hits kept.
         rrf_k: Rank offset of reciprocal-rank fusion (smaller favours the top ranks).
         dense_weight: Weight of the dense list in the fusion.
@@ -137,6 +143,7 @@ class RetrievalConfig:
 
     dense_candidates: int = 60
     exact_dense_max: int = 200_000
+    ann_min_rows: int = 30_000
     lexical_candidates: int = 60
     rrf_k: float = 20.0
     dense_weight: float = 1.0
@@ -329,14 +336,18 @@ class Retriever:
         if guess != speakers and cfg.dense_without_speakers:
             # The partition was (re)loaded meanwhile and knows other speakers: embed again.
             vector = await self.embed_query(_without_speakers(query, speakers))
-        # A write of this process may have appended rows while the query was embedded; from
-        # here on nothing awaits, so the mask covers every row the steps below read.
-        mask = _padded(mask, part.n)
         t3 = time.perf_counter()
         timings["embed_ms"] = (t3 - t0) * 1000  # the embedding ran alongside the steps above
+        rows = None
+        if part.n >= cfg.ann_min_rows:
+            rows = await self.data.nearest(tenant_id, part, vector, widen * cfg.dense_candidates, mask)
+            timings["ann_ms"] = (time.perf_counter() - t3) * 1000
+        # A write of this process may have appended rows meanwhile; from here on nothing
+        # awaits, so the mask covers every row the steps below read.
+        mask = _padded(mask, part.n)
         q = np.asarray(vector, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        dense = self._exact_dense(part, q, mask, widen * cfg.dense_candidates)
+        dense = self._exact_dense(part, q, mask, widen * cfg.dense_candidates, rows)
         t4 = time.perf_counter()
         timings["dense_ms"] = (t4 - t3) * 1000
 
@@ -388,15 +399,19 @@ class Retriever:
         return ranked[:n]
 
     @staticmethod
-    def _exact_dense(part: Partition, q: np.ndarray, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
+    def _exact_dense(
+        part: Partition, q: np.ndarray, mask: np.ndarray, n: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         """Cosine distances of the ``n`` nearest rows passing ``mask``, computed exactly.
 
-        One matrix-vector product and one partial sort over the rows in scope; every row tied
-        with the ``n``-th is kept until the final cut, so ties rank by id, never by row order.
+        One matrix-vector product and one partial sort over the rows in scope (or over
+        ``rows``, candidates in scope from Chroma's vector index, see ``ann_min_rows``); every
+        row tied with the ``n``-th is kept until the final cut, so ties rank by id, never by
+        row order.
         """
         ok, mat = part.matrix()
         m = min(len(ok), len(mask))  # rows appended after the mask was taken are out of scope
-        pos = np.flatnonzero(ok[:m] & mask[:m])
+        pos = np.flatnonzero(ok[:m] & mask[:m]) if rows is None else np.unique(rows)
         if not len(pos) or n <= 0:
             return []
         # A narrow scope (a filter on a large partition) gathers its rows; a wide one scores

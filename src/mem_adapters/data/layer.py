@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import os
 import time
 import weakref
@@ -63,6 +64,11 @@ WHOLE_READ_MAX = 256
 # read: the usual catch-up (a few writes since the last search) is then one read, not two.
 # More than that reads metadata first and fetches only the scope's records.
 INLINE_CHANGES = 64
+# A scope's dense candidates come from Chroma's vector index (:meth:`DataLayer.nearest`) with
+# this many times the candidates wanted, scaled by tenant size / rows in scope, and at most
+# ANN_MAX_FETCH of them: past that a scope is a small share of its tenant, scored exactly.
+ANN_OVERFETCH = 2.0
+ANN_MAX_FETCH = 2000
 
 PartitionKey = tuple[str, str | None]
 
@@ -148,6 +154,7 @@ class DataLayer:
         self._parts: OrderedDict[PartitionKey, Partition] = OrderedDict()
         self._locks: dict[PartitionKey, asyncio.Lock] = {}
         self.reads = 0  # records read from Chroma for partitions (loads and catch-ups)
+        self.ann_queries = 0  # dense candidate queries sent to Chroma's vector index (nearest)
         # Records of each tenant's memory collection when last counted, for WHOLE_READ_MAX.
         # Chroma's count costs the collection's size (15 ms at 100k): a large tenant is counted
         # once per process (only an erase shrinks it, and a filtered load is right for any
@@ -636,6 +643,43 @@ class DataLayer:
             for i in ok["ids"]:
                 mask[part.row_of[i]] = True
         return part, mask
+
+    async def nearest(
+        self, tenant_id: str, part: Partition, vector: list[float], n: int, mask: np.ndarray
+    ) -> np.ndarray | None:
+        """Rows of ``part`` passing ``mask`` among the nearest by Chroma's vector index, or ``None``.
+
+        For a large partition an exact pass over its vectors costs more than Chroma's HNSW
+        search (16 ms for 100k vectors here, bound by memory bandwidth), so the candidates of
+        the dense list come from Chroma's index instead: one query *without* a ``where`` (a
+        filtered one is brute force), over-fetched by the share of the tenant the scope holds
+        (:data:`ANN_OVERFETCH`), ids only; the caller scores the rows exactly with its own
+        vectors. ``None`` (score every row) when the over-fetch would exceed
+        :data:`ANN_MAX_FETCH` (a small share of a large tenant) or the tenant's size, or when
+        fewer than ``n`` rows in scope come back while the scope holds more (a narrow filter,
+        a tenant that grew).
+        """
+        ok, _ = part.matrix()
+        m = min(len(ok), len(mask))
+        in_scope = int(np.count_nonzero(ok[:m] & mask[:m]))
+        if in_scope <= n:
+            return None
+        size = self._sizes.get(tenant_id)
+        if size is None or size < part.n:
+            size = self._sizes[tenant_id] = await self.tenant_size(tenant_id)
+        fetch = math.ceil(ANN_OVERFETCH * n * size / in_scope)
+        if fetch > ANN_MAX_FETCH or fetch >= size:  # asking for the whole tenant gains nothing
+            return None
+        mem = await self.mem(tenant_id)
+        # Raw: staged records of an open batch are not in the partition, so they drop out below.
+        got = await mem.raw.query(query_embeddings=[vector], n_results=fetch, include=[])
+        self.ann_queries += 1
+        rows = np.fromiter((part.row_of.get(i, -1) for i in got["ids"][0]), dtype=np.int64)
+        rows = rows[(rows >= 0) & (rows < m)]
+        rows = rows[ok[rows] & mask[rows]]
+        if len(rows) < n:
+            return None
+        return rows
 
     def _scope_where(self, user_id: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         return all_of({"user_id": user_id} if user_id is not None else None, extra)
