@@ -9,15 +9,18 @@ turns on the same store and the same minute say whether a change moved them. Rep
 p95 of ``--queries`` user-scoped searches (LoCoMo questions, after 5 warm-up ones), the median
 of each of the search's ``stage_timings``, the Chroma calls a warm search makes, and the mean
 time of ``--per-turn`` one-turn ``remember`` calls into a fresh store in a temporary folder
-(the real embedder; ``0`` skips it). ``--first-users N`` adds, in a new process, the first
-search of N other users (each loads its partition; for the 1,000-users store). ``engine``
-names the source tree that ran.
+(the real embedder; ``0`` skips it). ``--ann N`` searches N times more, each query with dense
+candidates from Chroma's index and scored exactly in turns (a partition of ``ann_min_rows``
+rows or more), and reports how many of the exact top 10 the index's way keeps.
+``--first-users N`` adds, in a new process, the first search of N other users (each loads its
+partition; for the 1,000-users store). ``engine`` names the source tree that ran.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import functools
 import json
 import statistics
@@ -87,6 +90,46 @@ def searches(store: str, tenant: str, user: str, data: str, queries: int, emb: A
     }
 
 
+def ann_agreement(store: str, tenant: str, user: str, data: str, queries: int, emb: Any) -> dict[str, Any]:
+    """The same user-scoped searches with dense candidates from Chroma's index and scored exactly.
+
+    For a partition of at least ``RetrievalConfig.ann_min_rows`` rows: each query is searched
+    both ways, in turns; reports each way's p50 and how many of the exact top 10 the other
+    way also returns.
+    """
+    qs = load_questions(data, queries + 5)
+    eng = MemoryEngine(store, embedder=emb)
+    cfg = eng.aengine.retriever.config
+    ways = {"ann": cfg, "exact": dataclasses.replace(cfg, ann_min_rows=10**12)}
+    try:
+        for q in qs[:5]:
+            for c in ways.values():
+                eng.aengine.retriever.config = c
+                eng.search(q, user_id=user, tenant_id=tenant)
+        ms: dict[str, list[float]] = {w: [] for w in ways}
+        kept: list[float] = []
+        for q in qs[5 : 5 + queries]:
+            ids = {}
+            for w, c in ways.items():
+                eng.aengine.retriever.config = c
+                t0 = time.perf_counter()
+                res = eng.search(q, user_id=user, tenant_id=tenant, k=10)
+                ms[w].append((time.perf_counter() - t0) * 1000)
+                ids[w] = [r.id for r in res.results]
+            if ids["exact"]:
+                kept.append(len(set(ids["ann"]) & set(ids["exact"])) / len(ids["exact"]))
+        ann_queries = eng.aengine.retriever.data.ann_queries
+    finally:
+        eng.close()
+    return {
+        "queries": len(kept),
+        "p50_ms": {w: round(statistics.median(v), 2) for w, v in ms.items()},
+        "top10_kept_mean": round(statistics.mean(kept), 4),
+        "top10_identical": sum(k == 1.0 for k in kept),
+        "ann_queries": ann_queries,
+    }
+
+
 def first_of_users(store: str, tenant: str, user: str, data: str, n: int, emb: Any) -> dict[str, Any]:
     """The first search of ``n`` other users (``u0100`` on) after ``user``'s, in one process.
 
@@ -138,6 +181,9 @@ def main() -> None:
     ap.add_argument(
         "--first-users", type=int, default=0, help="time the first search of this many other users (0: none)"
     )
+    ap.add_argument(
+        "--ann", type=int, default=0, help="this many searches with and without Chroma's index (0: none)"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     _count_chroma_calls()
@@ -151,6 +197,10 @@ def main() -> None:
     if args.first_users:
         report["first_of_other_users"] = first_of_users(
             args.store, args.tenant, args.user, args.data, args.first_users, emb
+        )
+    if args.ann:
+        report["ann_against_exact"] = ann_agreement(
+            args.store, args.tenant, args.user, args.data, args.ann, emb
         )
     print(json.dumps(report, indent=1))
     if args.out:

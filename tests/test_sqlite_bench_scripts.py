@@ -73,7 +73,8 @@ def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
     out = tmp_path / "w.json"
     script = str(ROOT / "benchmarks" / "warm_search.py")
     cmd = [sys.executable, script, "--store", str(tmp_path / "s"), "--tenant", "t1", "--data", str(FIXTURE),
-           "--queries", "3", "--per-turn", "2", "--first-users", "2", "--out", str(out)]  # fmt: skip
+           "--queries", "3", "--per-turn", "2", "--first-users", "2", "--ann", "2",
+           "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=300)
     r = json.loads(out.read_text())
     assert r["engine"].startswith(str(ROOT / "src" / "mem_adapters"))
@@ -84,3 +85,6 @@ def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
     )
     assert r["per_turn"]["turns"] == 2 and r["per_turn"]["mean_ms"] > 0
     assert r["first_of_other_users"]["users"] == 2 and r["first_of_other_users"]["p50_ms"] > 0
+    # A small partition: both ways score every row, so they agree and Chroma's index is not asked.
+    ann = r["ann_against_exact"]
+    assert ann["queries"] == 2 and ann["ann_queries"] == 0 and ann["top10_kept_mean"] == 1.0
