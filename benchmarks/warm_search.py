@@ -11,7 +11,9 @@ of each of the search's ``stage_timings``, the Chroma calls a warm search makes,
 time of ``--per-turn`` one-turn ``remember`` calls into a fresh store in a temporary folder
 (the real embedder; ``0`` skips it). ``--ann N`` searches N times more, each query with dense
 candidates from Chroma's index and scored exactly in turns (a partition of ``ann_min_rows``
-rows or more), and reports how many of the exact top 10 the index's way keeps.
+rows or more), and reports how many of the exact top 10 the index's way keeps; ``--ef-search``
+and ``--overfetch`` set how wide Chroma searches and how many candidates are asked for (the
+first is set on the store when the engine opens it).
 ``--first-users N`` adds, in a new process, the first search of N other users (each loads its
 partition; for the 1,000-users store). ``engine`` names the source tree that ran.
 """
@@ -34,7 +36,9 @@ from typing import Any
 import chromadb.api.models.Collection as chroma_collection
 
 import mem_adapters
+import mem_adapters.data.layer as layer
 from mem_adapters.benchscale.data import MemoryGenerator, load_questions, load_turns
+from mem_adapters.data import hnsw_config
 from mem_adapters.embeddings import OnnxMiniLMEmbedder
 from mem_adapters.engine import MemoryEngine
 
@@ -184,12 +188,22 @@ def main() -> None:
     ap.add_argument(
         "--ann", type=int, default=0, help="this many searches with and without Chroma's index (0: none)"
     )
+    ap.add_argument("--ef-search", type=int, default=None,
+                    help="memory collections' ef_search for this run (hnsw_config.MEMORY_EF_SEARCH; the "
+                         "engine sets it on the store when it opens it)")  # fmt: skip
+    ap.add_argument("--overfetch", type=float, default=None, help="data.layer.ANN_OVERFETCH for this run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.ef_search is not None:
+        hnsw_config.MEMORY_EF_SEARCH = args.ef_search
+    if args.overfetch is not None:
+        layer.ANN_OVERFETCH = args.overfetch
     _count_chroma_calls()
     emb = OnnxMiniLMEmbedder()
     report = {
         "engine": _source(),
+        "ef_search": hnsw_config.MEMORY_EF_SEARCH,
+        "overfetch": layer.ANN_OVERFETCH,
         "store": args.store,
         "search": searches(args.store, args.tenant, args.user, args.data, args.queries, emb),
         "per_turn": per_turn(args.data, args.per_turn, emb) if args.per_turn else None,

@@ -73,6 +73,32 @@ def test_existing_collections_take_the_setting_when_opened(tmp_path, embedder, m
     assert _thresholds(tmp_path / "s") == {"mem": 100, "aux": 100}
 
 
+def _ef_search(path: Path) -> dict[str, int | None]:
+    client = chromadb.PersistentClient(path=str(path))
+    out = {}
+    for c in client.list_collections():
+        col = client.get_collection(c.name, embedding_function=None)
+        out[(col.metadata or {}).get("ma_role", c.name)] = hnsw_config.ef_search(col)
+    return out
+
+
+def test_memory_collections_search_wider_than_chroma_s_default_new_or_opened(tmp_path, embedder):
+    _one_turn_writes(tmp_path / "s", embedder, 1)
+    ef = _ef_search(tmp_path / "s")
+    assert ef["mem"] == hnsw_config.MEMORY_EF_SEARCH > ef["aux"]  # aux keeps Chroma's default
+    client = chromadb.PersistentClient(path=str(tmp_path / "s"))
+    name = next(c.name for c in client.list_collections() if c.name.endswith("-mem"))
+    client.get_collection(name, embedding_function=None).modify(configuration={"hnsw": {"ef_search": 100}})
+    del client
+    assert _ef_search(tmp_path / "s")["mem"] == 100  # a store made before the setting
+    eng = MemoryEngine(tmp_path / "s", embedder=embedder)
+    try:
+        assert eng.search("one turn", user_id="u").results  # opens the tenant
+    finally:
+        eng.close()
+    assert _ef_search(tmp_path / "s")["mem"] == hnsw_config.MEMORY_EF_SEARCH
+
+
 @pytest.mark.parametrize(("threshold", "saved"), [(10, True), (1000, False)])
 def test_chroma_saves_the_index_after_threshold_writes(tmp_path, embedder, monkeypatch, threshold, saved):
     # 15 one-turn writes: a threshold of 10 has Chroma save the index (and store its mark) once;

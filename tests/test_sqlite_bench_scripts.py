@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import chromadb
+
 from mem_adapters import MemoryEngine
-from mem_adapters.data import chroma_sqlite
+from mem_adapters.data import chroma_sqlite, hnsw_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "locomo-tiny.json"
@@ -74,7 +76,7 @@ def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
     script = str(ROOT / "benchmarks" / "warm_search.py")
     cmd = [sys.executable, script, "--store", str(tmp_path / "s"), "--tenant", "t1", "--data", str(FIXTURE),
            "--queries", "3", "--per-turn", "2", "--first-users", "2", "--ann", "2",
-           "--out", str(out)]  # fmt: skip
+           "--ef-search", "150", "--overfetch", "3", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=300)
     r = json.loads(out.read_text())
     assert r["engine"].startswith(str(ROOT / "src" / "mem_adapters"))
@@ -88,3 +90,8 @@ def test_warm_search_reports_the_engine_that_ran(tmp_path, embedder):
     # A small partition: both ways score every row, so they agree and Chroma's index is not asked.
     ann = r["ann_against_exact"]
     assert ann["queries"] == 2 and ann["ann_queries"] == 0 and ann["top10_kept_mean"] == 1.0
+    assert (r["ef_search"], r["overfetch"]) == (150, 3.0)
+    client = chromadb.PersistentClient(path=str(tmp_path / "s"))
+    cols = [client.get_collection(c.name, embedding_function=None) for c in client.list_collections()]
+    mems = [c for c in cols if (c.metadata or {}).get("ma_tenant") == "t1" and c.name.endswith("-mem")]
+    assert len(mems) == 1 and hnsw_config.ef_search(mems[0]) == 150  # the engine set it at open

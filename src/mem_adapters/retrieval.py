@@ -341,7 +341,7 @@ class Retriever:
         rows = None
         if part.n >= cfg.ann_min_rows:
             rows = await self.data.nearest(tenant_id, part, vector, widen * cfg.dense_candidates, mask)
-            timings["ann_ms"] = (time.perf_counter() - t3) * 1000
+            timings["ann_ms"] = (time.perf_counter() - t3) * 1000  # a part of dense_ms
         # A write of this process may have appended rows meanwhile; from here on nothing
         # awaits, so the mask covers every row the steps below read.
         mask = _padded(mask, part.n)

@@ -636,8 +636,8 @@ class ChromaStore:
                 configuration=hnsw_config.configuration(self.sync_threshold, cosine=False),
                 embedding_function=None,
             )
-            for col in (mem, aux):  # stores made before the setting (or with another value)
-                await self._align_sync_threshold(col)
+            for col, memory in ((mem, True), (aux, False)):  # stores made before the settings
+                await self._align_hnsw(col, memory=memory)
             limit = await self._batch_limit()
             pair = (Collection(mem, self._run, limit), Collection(aux, self._run, limit))
             pair[0].txns = txn_mod.TxnView(pair[1])
@@ -647,23 +647,19 @@ class ChromaStore:
                 self._cache.popitem(last=False)
             return pair
 
-    async def _align_sync_threshold(self, col: Any) -> None:
-        """Set :attr:`sync_threshold` on an existing collection that has another value.
+    async def _align_hnsw(self, col: Any, *, memory: bool) -> None:
+        """Set :attr:`sync_threshold` (and a memory collection's ``ef_search``) where they differ.
 
-        Only a setting of how often Chroma saves (:mod:`.hnsw_config`): a client or server that
-        refuses it leaves the collection as it was, with a warning.
+        Only settings of how often Chroma saves and how wide it searches (:mod:`.hnsw_config`):
+        a client or server that refuses them leaves the collection as it was, with a warning.
         """
-        if not hnsw_config.needs_update(col, self.sync_threshold):
+        changes = hnsw_config.updates(col, self.sync_threshold, memory=memory)
+        if not changes:
             return
         try:
-            await self._run(col.modify, configuration={"hnsw": {"sync_threshold": self.sync_threshold}})
+            await self._run(col.modify, configuration={"hnsw": changes})
         except Exception:
-            logger.warning(
-                "could not set sync_threshold=%d on collection %s",
-                self.sync_threshold,
-                col.name,
-                exc_info=True,
-            )
+            logger.warning("could not set %s on collection %s", changes, col.name, exc_info=True)
 
     async def _settle_txns(self, tenant_id: str, pair: tuple[Collection, Collection]) -> None:
         """At open: roll back crashed staged batches past the grace, finish committed ones (.txn)."""

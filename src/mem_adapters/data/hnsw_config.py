@@ -12,6 +12,15 @@ metadata, ``benchmarks/results/hnsw-sync.json``): 32.9 ms at Chroma's 1,000 agai
 100 in a collection of 1k records, 37.2 against 17.1 ms at 100k; 50 and 200 measured worse
 at 100k.
 
+**How wide Chroma searches.** A large partition takes its dense candidates from Chroma's
+index (``DataLayer.nearest``; 240 of them at 100k records). At Chroma's ``ef_search`` of 100,
+hnswlib searches as wide as the 240 asked for, and the exact top 10 of 60 LoCoMo questions on
+the 100k one-user store kept 96.3% of its items (46 of 60 lists identical); at
+:data:`MEMORY_EF_SEARCH` (400) 99.2% (56 of 60) for about 1 ms more a query, and at 800, 99.3%
+(``benchmarks/warm_search.py --ann``, ``benchmarks/results/ann-ef-search.json``). Memory
+collections are created with it and existing ones take it when opened; the aux collection is
+never searched by vector.
+
 The engine creates its collections with :data:`DEFAULT_SYNC_THRESHOLD`
 (``$MEM_ADAPTERS_HNSW_SYNC_THRESHOLD`` overrides it) and sets it on existing collections
 when it opens them. Chroma reads the setting when it first writes to a collection in a process,
@@ -31,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 ENV = "MEM_ADAPTERS_HNSW_SYNC_THRESHOLD"
 DEFAULT_SYNC_THRESHOLD = 100
+MEMORY_EF_SEARCH = 400
 
 
 def sync_threshold_from_env() -> int:
@@ -52,10 +62,11 @@ def sync_threshold_from_env() -> int:
 
 
 def configuration(threshold: int, *, cosine: bool) -> dict[str, Any]:
-    """The ``configuration`` a collection is created with (memory collections use cosine)."""
+    """The ``configuration`` a collection is created with (memory collections: cosine, wider search)."""
     hnsw: dict[str, Any] = {"sync_threshold": threshold}
     if cosine:
         hnsw["space"] = "cosine"
+        hnsw["ef_search"] = MEMORY_EF_SEARCH
     return {"hnsw": hnsw}
 
 
@@ -69,17 +80,39 @@ def current(collection: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def ef_search(collection: Any) -> int | None:
+    """The collection's ``ef_search``, or ``None`` if its client does not say."""
+    config = getattr(collection, "configuration_json", None)
+    hnsw = config.get("hnsw") if isinstance(config, dict) else None
+    value = hnsw.get("ef_search") if isinstance(hnsw, dict) else None
+    return value if isinstance(value, int) else None
+
+
 def needs_update(collection: Any, threshold: int) -> bool:
     """Whether an existing collection saves its index less or more often than ``threshold``."""
     value = current(collection)
     return value is not None and value != threshold
 
 
+def updates(collection: Any, threshold: int, *, memory: bool) -> dict[str, int]:
+    """The HNSW settings an existing collection lacks (``sync_threshold``; ``ef_search`` if ``memory``)."""
+    out: dict[str, int] = {}
+    if needs_update(collection, threshold):
+        out["sync_threshold"] = threshold
+    value = ef_search(collection)
+    if memory and value is not None and value != MEMORY_EF_SEARCH:
+        out["ef_search"] = MEMORY_EF_SEARCH
+    return out
+
+
 __all__ = [
     "DEFAULT_SYNC_THRESHOLD",
     "ENV",
+    "MEMORY_EF_SEARCH",
     "configuration",
     "current",
+    "ef_search",
     "needs_update",
     "sync_threshold_from_env",
+    "updates",
 ]
