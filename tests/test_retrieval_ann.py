@@ -107,3 +107,25 @@ async def test_a_scope_that_is_a_small_share_or_narrow_is_scored_exactly(big, mo
     monkeypatch.setattr(layer_mod, "ANN_MAX_FETCH", 204)
     res = await big.search("a pet cat", k=10, user_id="u2")
     assert data.ann_queries == 1 and {r.user_id for r in res.results} == {"u2"}
+
+
+@pytest.mark.server
+async def test_on_a_chroma_server_the_index_s_candidates_rank_as_the_exact_pass(chroma_server, embedder):
+    host, port = chroma_server
+    tenant = f"ann{random.getrandbits(40)}"
+    eng = AsyncMemoryEngine(host=host, port=port, embedder=embedder)
+    rng = random.Random(11)
+    try:
+        for s in range(3):
+            await eng.remember(_turns(rng, 60, s + 1), session_id=f"s{s}", user_id="u1", tenant_id=tenant)
+        await eng.remember(_turns(rng, 40, 9), session_id="o", user_id="u2", tenant_id=tenant)
+        exact = [await eng.search(q, k=10, user_id="u1", tenant_id=tenant) for q in QUERIES[:4]]
+        data = await eng.data()
+        assert data.ann_queries == 0
+        eng.retriever.config = dataclasses.replace(eng.retriever.config, ann_min_rows=0)
+        approx = [await eng.search(q, k=10, user_id="u1", tenant_id=tenant) for q in QUERIES[:4]]
+        assert data.ann_queries == 4
+        assert [_ids(r) for r in approx] == [_ids(r) for r in exact]
+    finally:
+        await eng.erase(tenant_id=tenant)
+        await eng.aclose()
