@@ -134,3 +134,17 @@ async def test_session_prior_ignores_filtered_out_turns(aengine):
     # Unfiltered, s1 is the better session and its Ana turn is lifted above s2's.
     assert unfiltered["s1"] > unfiltered["s2"]
     assert abs(scores["s1"] - scores["s2"]) < abs(unfiltered["s1"] - unfiltered["s2"])
+
+
+async def test_grouped_bm25_from_the_cached_session_arrays_equals_a_fresh_count(aengine):
+    await _two_sessions(aengine)
+    part = await (await aengine.data()).partition("default", "u1")
+    member = part.alive.data[: part.n] & (part.kind.data[: part.n] == 0)
+    terms = tokenize("marathon kitchen river")
+    cached = part.group_bm25(terms, member, part.session_lengths())
+    fresh = part.group_bm25(terms, member, dict(part.session_lengths()))  # not the cached dict
+    assert cached == fresh and len(cached) == 2
+    # A partition read from a snapshot written before the arrays were cached holds two fields.
+    part._lengths = part._lengths[:2]
+    assert part.group_bm25(terms, member, part.session_lengths()) == fresh
+    assert len(part._lengths) == 3

@@ -140,7 +140,9 @@ class Partition:
         self.loaded_at = 0  # rev clock reading when the partition was (re)loaded
         self.checked = 0  # rev clock reading when the last catch-up (or load) started
         self.version = 0  # bumped by every change: derived per-search caches key on it
-        self._lengths: tuple[int, dict[int, int]] | None = None
+        # (version, session lengths, their arrays): see session_lengths; a snapshot written
+        # before the arrays were kept holds the first two only, and is taken as no cache.
+        self._lengths: tuple[Any, ...] | None = None
         self._text_bytes = 0
         self._postings_len = 0
 
@@ -447,14 +449,14 @@ class Partition:
         n = len(group_len)
         if not n:
             return {}
-        avg = sum(group_len.values()) / n or 1.0
         sessions = self.session.data
         n_groups = len(self.sessions)
-        has_len = np.zeros(n_groups, dtype=np.bool_)
-        lengths = np.zeros(n_groups, dtype=np.float64)
-        for g, length in group_len.items():
-            has_len[g] = True
-            lengths[g] = length
+        if self._lengths is not None and len(self._lengths) == 3 and group_len is self._lengths[1]:
+            # session_lengths()'s own dict: its arrays are cached with it (thousands of sessions
+            # in a large partition made this loop the costliest step of the session prior).
+            has_len, lengths, avg = self._lengths[2]
+        else:
+            has_len, lengths, avg = _length_arrays(group_len, n_groups)
         ok = self.alive.data[: self.n] & member[: self.n]
         total = np.zeros(n_groups, dtype=np.float64)
         hit = np.zeros(n_groups, dtype=np.bool_)
@@ -478,7 +480,7 @@ class Partition:
 
     def session_lengths(self) -> dict[int, int]:
         """Token length of every session that has live indexed turns (cached until a change)."""
-        if self._lengths is not None and self._lengths[0] == self.version:
+        if self._lengths is not None and len(self._lengths) == 3 and self._lengths[0] == self.version:
             return self._lengths[1]
         n = self.n
         turns = self.alive.data[:n] & (self.kind.data[:n] == 0) & (self.flags["indexed"].data[:n] != 0)
@@ -486,7 +488,7 @@ class Partition:
         sums = np.bincount(groups, weights=self.doc_len.data[:n][turns], minlength=len(self.sessions))
         counts = np.bincount(groups, minlength=len(self.sessions))
         out = {int(g): int(sums[g]) for g in np.flatnonzero(counts)}
-        self._lengths = (self.version, out)
+        self._lengths = (self.version, out, _length_arrays(out, len(self.sessions)))
         return out
 
     def order_sessions(self) -> None:
@@ -617,6 +619,18 @@ class Partition:
 
 class _NotColumnar(Exception):
     """A where clause names a field the columns do not hold."""
+
+
+def _length_arrays(group_len: dict[int, int], n_groups: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``group_len`` as arrays over ``n_groups`` sessions: which have a length, the lengths, their mean."""
+    has_len = np.zeros(n_groups, dtype=np.bool_)
+    lengths = np.zeros(n_groups, dtype=np.float64)
+    if group_len:
+        keys = np.fromiter(group_len.keys(), dtype=np.int64, count=len(group_len))
+        has_len[keys] = True
+        lengths[keys] = np.fromiter(group_len.values(), dtype=np.float64, count=len(group_len))
+    avg = sum(group_len.values()) / len(group_len) if group_len else 0.0
+    return has_len, lengths, avg or 1.0
 
 
 def normalise(text: str) -> str:
