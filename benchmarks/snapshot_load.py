@@ -36,8 +36,11 @@ eng = MemoryEngine(store, embedder=emb)
 t1 = time.perf_counter()
 res = eng.search("What did they talk about last week?", user_id=user, tenant_id=tenant, k=10)
 t2 = time.perf_counter()
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+mb = {k: int(status[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon", "RssFile") if k in status}
 eng.close()
-print(json.dumps({"open_s": t1 - t0, "first_search_s": t2 - t1, "hits": len(res.results)}))
+print(json.dumps({"open_s": t1 - t0, "first_search_s": t2 - t1, "hits": len(res.results),
+                  "rss_mb_after_first_search": mb}))
 """
 
 _LOAD = """

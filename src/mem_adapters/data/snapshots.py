@@ -3,12 +3,16 @@
 A snapshot is a partition as it was after a catch-up: a header line (format version,
 embedder identity, Chroma collection id, revision watermark, checksum of the payload) and
 the pickled partition, its numpy arrays (the vectors: most of the file) stored out of band
-after the pickle, each at an aligned offset. A new process maps the file copy-on-write: the
-arrays are views of the mapping but for the vectors, copied once into numpy's own memory (see
-:meth:`SnapshotStore._unpickle`), and the checksum is computed beside the unpickling (zlib
-lets go of the GIL) instead of before it (``benchmarks/snapshot_load.py``). It is derived
-data: read only when every header field matches and the checksum holds, otherwise ignored (and
-rewritten after the next full load). After
+after the pickle, each at an aligned offset. A new process maps the file copy-on-write and
+the arrays are views of the mapping: nothing is copied, and the checksum is computed beside
+the unpickling (zlib lets go of the GIL). At 100k records the file is 200 MB: copying the
+vectors out of it and checksumming before unpickling took about 0.27 s of a first search
+(``benchmarks/snapshot_load.py``). Nor are the vectors copied into numpy's own memory for
+huge pages: the checksum has read every page of the mapping, so a copy held them twice (147 MB
+more resident at 100k records, ``benchmarks/results/snapshot-rss-ab.json``), and a partition
+large enough for huge pages to matter takes its dense candidates from Chroma's index instead of
+scanning them (``DataLayer.nearest``). It is derived data: read only when every header field
+matches and the checksum holds, otherwise ignored (and rewritten after the next full load). After
 reading one, the data layer catches up by revision from its watermark, exactly as a
 long-running process does; a snapshot older than half the tombstone TTL is not used (the
 tombstones it would need may be gone).
@@ -32,8 +36,6 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .partition import Partition
 
@@ -212,13 +214,7 @@ class SnapshotStore:
             return None
         if part is None:
             logger.warning("unreadable snapshot %s", path)
-        if not isinstance(part, Partition):
-            return None
-        # The vectors alone are copied out of the mapping: numpy's own large arrays get huge
-        # pages (madvise), a file mapping does not, and every search scans them (the dense
-        # pass at 100k records was about 1 ms slower on the mapping; benchmarks/warm_search.py).
-        part.vectors = np.array(part.vectors, copy=True)
-        return part
+        return part if isinstance(part, Partition) else None
 
     def drop(self, tenant_id: str, user_id: str | None = None) -> None:
         """Delete a user's snapshot and the tenant-wide one, or with no user, all of a tenant's."""
