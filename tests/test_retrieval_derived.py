@@ -215,6 +215,11 @@ def test_exact_dense_equals_brute_force_with_ties_and_masks():
         )[:n]
         got = Retriever._exact_dense(idx, q, mask, n)
         assert [idx.ids[r] for r, _ in got] == [idx.ids[r] for r, _ in want], trial
+        # Candidates from Chroma's index (every row here, repeated, the dead one and rows past
+        # the mask among them) are held to the same scope: the same answer.
+        rows = np.asarray([*range(idx.n), *range(idx.n)], dtype=np.int64)
+        got = Retriever._exact_dense(idx, q, mask, n, rows)
+        assert [idx.ids[r] for r, _ in got] == [idx.ids[r] for r, _ in want], trial
 
 
 def test_neighbours_after_interleaved_writes_equal_a_fresh_partition():

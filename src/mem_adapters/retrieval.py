@@ -411,7 +411,11 @@ class Retriever:
         """
         ok, mat = part.matrix()
         m = min(len(ok), len(mask))  # rows appended after the mask was taken are out of scope
-        pos = np.flatnonzero(ok[:m] & mask[:m]) if rows is None else np.unique(rows)
+        if rows is None:
+            pos = np.flatnonzero(ok[:m] & mask[:m])
+        else:  # checked again: a delete of this process may have landed while Chroma answered
+            pos = np.unique(rows[rows < m])
+            pos = pos[ok[pos] & mask[pos]]
         if not len(pos) or n <= 0:
             return []
         # A narrow scope (a filter on a large partition) gathers its rows; a wide one scores
