@@ -9,8 +9,10 @@ stores when it saves an index from its own SQLite file.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import chromadb
 import pytest
@@ -21,13 +23,18 @@ from mem_adapters.data import hnsw_config
 T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
 
-def _thresholds(path: Path) -> dict[str, int | None]:
+def _settings(path: Path, read: Callable[[Any], int | None]) -> dict[str, int | None]:
+    """``read`` of each collection of the store, by role (``mem``, ``aux``)."""
     client = chromadb.PersistentClient(path=str(path))
     out = {}
     for c in client.list_collections():
         col = client.get_collection(c.name, embedding_function=None)
-        out[(col.metadata or {}).get("ma_role", c.name)] = hnsw_config.current(col)
+        out[(col.metadata or {}).get("ma_role", c.name)] = read(col)
     return out
+
+
+def _thresholds(path: Path) -> dict[str, int | None]:
+    return _settings(path, hnsw_config.current)
 
 
 def _saved_seq(path: Path) -> int:
@@ -74,12 +81,7 @@ def test_existing_collections_take_the_setting_when_opened(tmp_path, embedder, m
 
 
 def _ef_search(path: Path) -> dict[str, int | None]:
-    client = chromadb.PersistentClient(path=str(path))
-    out = {}
-    for c in client.list_collections():
-        col = client.get_collection(c.name, embedding_function=None)
-        out[(col.metadata or {}).get("ma_role", c.name)] = hnsw_config.ef_search(col)
-    return out
+    return _settings(path, hnsw_config.ef_search)
 
 
 def test_memory_collections_search_wider_than_chroma_s_default_new_or_opened(tmp_path, embedder):

@@ -71,22 +71,23 @@ def configuration(threshold: int, *, cosine: bool) -> dict[str, Any]:
     return {"hnsw": hnsw}
 
 
-def current(collection: Any) -> int | None:
-    """The collection's ``sync_threshold``, or ``None`` if its client does not say."""
+def _hnsw_setting(collection: Any, key: str) -> int | None:
     # The raw JSON: ``collection.configuration`` parses it again and warns about the legacy
     # embedding-function entry of collections made with ``embedding_function=None``.
     config = getattr(collection, "configuration_json", None)
     hnsw = config.get("hnsw") if isinstance(config, dict) else None
-    value = hnsw.get("sync_threshold") if isinstance(hnsw, dict) else None
+    value = hnsw.get(key) if isinstance(hnsw, dict) else None
     return value if isinstance(value, int) else None
+
+
+def current(collection: Any) -> int | None:
+    """The collection's ``sync_threshold``, or ``None`` if its client does not say."""
+    return _hnsw_setting(collection, "sync_threshold")
 
 
 def ef_search(collection: Any) -> int | None:
     """The collection's ``ef_search``, or ``None`` if its client does not say."""
-    config = getattr(collection, "configuration_json", None)
-    hnsw = config.get("hnsw") if isinstance(config, dict) else None
-    value = hnsw.get("ef_search") if isinstance(hnsw, dict) else None
-    return value if isinstance(value, int) else None
+    return _hnsw_setting(collection, "ef_search")
 
 
 def needs_update(collection: Any, threshold: int) -> bool:
